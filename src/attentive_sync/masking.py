@@ -1,0 +1,57 @@
+"""Masking of personal data for logs, reports and the quarantine.
+
+Phone numbers and emails never reach a log line or a report in clear text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+_EMAIL_RE = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+_PHONE_RE = re.compile(r"\+?\d[\d\s().-]{5,}\d")
+
+PII_KEYS = frozenset({"phone", "email"})
+
+
+def mask_phone(value: str) -> str:
+    """Keep the last two digits: ``+14155552671`` -> ``+*********71``."""
+    digits = [c for c in value if c.isdigit()]
+    if len(digits) <= 2:
+        return "*" * len(value)
+    prefix = "+" if value.startswith("+") else ""
+    return prefix + "*" * (len(digits) - 2) + "".join(digits[-2:])
+
+
+def mask_email(value: str) -> str:
+    """Keep the first character and the domain: ``jane@example.com`` -> ``j***@example.com``."""
+    local, sep, domain = value.partition("@")
+    if not sep:
+        return "*" * len(value)
+    return f"{local[:1]}***@{domain}"
+
+
+def mask_text(text: str) -> str:
+    """Mask every email and phone-like run found inside free text (error bodies, messages)."""
+    text = _EMAIL_RE.sub(lambda m: mask_email(m.group(0)), text)
+    return _PHONE_RE.sub(lambda m: mask_phone(m.group(0)), text)
+
+
+def mask_payload(value: Any) -> Any:
+    """Return a deep copy of a JSON-like value with phone and email fields masked."""
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if key == "phone" and isinstance(item, str):
+                out[key] = mask_phone(item)
+            elif key == "email" and isinstance(item, str):
+                out[key] = mask_email(item)
+            else:
+                out[key] = mask_payload(item)
+        return out
+    if isinstance(value, list):
+        return [mask_payload(item) for item in value]
+    if isinstance(value, str):
+        return mask_text(value)
+    return value

@@ -1,0 +1,40 @@
+"""Configuration: one typed settings tree, entered once from the environment.
+
+``ATTENTIVE_*`` configures the Attentive client, ``ATTENTIVE_SYNC_*`` the engine.
+Secrets are ``SecretStr`` and never printed.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_BASE_URL = "https://api.attentivemobile.com"
+DEMO_API_KEY = "demo-key-all-scopes"
+
+
+class AttentiveSettings(BaseSettings):
+    """How to reach Attentive and how politely."""
+
+    model_config = SettingsConfigDict(env_prefix="ATTENTIVE_", env_file=".env", extra="ignore")
+
+    api_key: SecretStr | None = None
+    base_url: str = DEFAULT_BASE_URL
+    connect_timeout: float = Field(5.0, gt=0)
+    read_timeout: float = Field(30.0, gt=0)
+    max_attempts: int = Field(6, ge=1, le=20)
+    backoff_base: float = Field(0.5, gt=0)
+    backoff_cap: float = Field(30.0, gt=0)
+    bulk_rate_limit: float = Field(100.0, gt=0, description="bulk submit + job status, req/s")
+    default_rate_limit: float = Field(150.0, gt=0, description="events, attributes, /me, req/s")
+
+
+class SyncSettings(BaseSettings):
+    """The engine's own settings."""
+
+    model_config = SettingsConfigDict(env_prefix="ATTENTIVE_SYNC_", env_file=".env", extra="ignore")
+
+    db_url: str = "sqlite:///attentive_sync.db"
+    default_region: str = Field("US", min_length=2, max_length=2)
+    intake_secret: SecretStr | None = None
+    program_name: str = "Loyalty"
