@@ -1,0 +1,40 @@
+"""The Attentive client (httpx): typed errors, one retry owner, a shared rate limiter."""
+
+from attentive_sync.attentive._client import MAX_BULK_USERS, AttentiveClient
+from attentive_sync.attentive._exceptions import (
+    AttentiveError,
+    AuthenticationError,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    RequestRejected,
+    RetryableError,
+    ServerError,
+    StopRun,
+    TransportError,
+)
+from attentive_sync.attentive._models import AccountInfo, BulkJob, RecordResult
+from attentive_sync.attentive._ratelimit import TokenBucket
+from attentive_sync.attentive._retry import BackoffPolicy, parse_retry_after, retry_delay
+
+__all__ = [
+    "MAX_BULK_USERS",
+    "AccountInfo",
+    "AttentiveClient",
+    "AttentiveError",
+    "AuthenticationError",
+    "BackoffPolicy",
+    "BulkJob",
+    "NotFound",
+    "PermissionDenied",
+    "RateLimited",
+    "RecordResult",
+    "RequestRejected",
+    "RetryableError",
+    "ServerError",
+    "StopRun",
+    "TokenBucket",
+    "TransportError",
+    "parse_retry_after",
+    "retry_delay",
+]

@@ -1,0 +1,1 @@
+"""Frozen domain models: identifiers, attributes, users, custom events, loyalty events."""

@@ -1,0 +1,179 @@
+"""The Attentive HTTP client: one retry owner for seconds-scale failures, polite by design."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from attentive_sync.attentive._exceptions import (
+    AttentiveError,
+    RetryableError,
+    TransportError,
+    error_for_response,
+)
+from attentive_sync.attentive._models import AccountInfo, BulkJob, RecordResult
+from attentive_sync.attentive._ratelimit import TokenBucket, shared_bucket
+from attentive_sync.attentive._retry import BackoffPolicy, parse_retry_after, retry_delay
+from attentive_sync.settings import AttentiveSettings
+
+log = logging.getLogger("attentive_sync.attentive")
+
+MAX_BULK_USERS = 256
+# Endpoint group -> which rate limit applies (Attentive limits per key and endpoint).
+BULK, JOBS, EVENTS, ATTRIBUTES, ME = "bulk", "jobs", "events", "attributes", "me"
+
+
+class AttentiveClient:
+    """Synchronous client, safe to share between threads.
+
+    ``transport``, ``sleep``, ``clock`` and ``rand`` are seams for tests: nothing waits for
+    real in a unit test.
+    """
+
+    def __init__(
+        self,
+        settings: AttentiveSettings | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rand: Callable[[], float] = random.random,
+        buckets: Mapping[str, TokenBucket] | None = None,
+    ) -> None:
+        self.settings = settings or AttentiveSettings()
+        if self.settings.api_key is None:
+            raise AttentiveError("no Attentive API key: set ATTENTIVE_API_KEY")
+        key = self.settings.api_key.get_secret_value()
+        self._policy = BackoffPolicy(
+            self.settings.max_attempts, self.settings.backoff_base, self.settings.backoff_cap
+        )
+        self._sleep = sleep
+        self._rand = rand
+        self._buckets = dict(buckets or self._shared_buckets(key))
+        self._http = httpx.Client(
+            base_url=self.settings.base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {key}", "Accept": "application/json"},
+            timeout=httpx.Timeout(
+                self.settings.read_timeout, connect=self.settings.connect_timeout
+            ),
+            transport=transport,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        )
+        self.requests_sent = 0
+        self.retries = 0
+
+    def _shared_buckets(self, key: str) -> dict[str, TokenBucket]:
+        owner = hashlib.sha256(f"{self.settings.base_url}|{key}".encode()).hexdigest()[:16]
+        bulk, default = self.settings.bulk_rate_limit, self.settings.default_rate_limit
+        rates = {BULK: bulk, JOBS: bulk, EVENTS: default, ATTRIBUTES: default, ME: default}
+        return {group: shared_bucket(owner, group, rate) for group, rate in rates.items()}
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> AttentiveClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the one retry owner ------------------------------------------------------------
+    def _send_once(self, group: str, method: str, url: str, **kw: Any) -> httpx.Response:
+        self._buckets[group].acquire()
+        self.requests_sent += 1
+        try:
+            response = self._http.request(method, url, **kw)
+        except httpx.TransportError as exc:
+            raise TransportError(f"{method} {url}: {type(exc).__name__}") from exc
+        if response.is_success:
+            return response
+        retry_after = parse_retry_after(response.headers.get("retry-after"), time.time())
+        raise error_for_response(response, group, retry_after)
+
+    def _request(self, group: str, method: str, url: str, **kw: Any) -> httpx.Response:
+        attempt = 1
+        while True:
+            try:
+                return self._send_once(group, method, url, **kw)
+            except RetryableError as exc:
+                if attempt >= self._policy.max_attempts:
+                    raise
+                delay = retry_delay(attempt, self._policy, exc.retry_after, exc.headers, self._rand)
+                log.warning(
+                    "%s %s failed (%s); retry %d/%d in %.2fs",
+                    method,
+                    url,
+                    exc,
+                    attempt,
+                    self._policy.max_attempts - 1,
+                    delay,
+                )
+                self.retries += 1
+                self._sleep(delay)
+                attempt += 1
+
+    # -- operations -----------------------------------------------------------------------
+    def me(self) -> AccountInfo:
+        """Validate the key: 401 raises AuthenticationError with a clear message."""
+        body = self._request(ME, "GET", "/v1/me").json()
+        return AccountInfo(
+            company_name=str(body.get("companyName", "")),
+            company_id=str(body.get("companyId", "")),
+            application_name=str(body.get("applicationName", "")),
+        )
+
+    def submit_bulk_users(self, users: Sequence[Mapping[str, Any]]) -> str:
+        """POST 1..256 user records; return the batch job id."""
+        if not 1 <= len(users) <= MAX_BULK_USERS:
+            raise ValueError(f"a bulk request carries 1..{MAX_BULK_USERS} users, got {len(users)}")
+        response = self._request(
+            BULK, "POST", "/v2/bulk/user/attributes", json={"users": list(users)}
+        )
+        job_id = response.json().get("batchJobId")
+        if not job_id:
+            raise AttentiveError(
+                "bulk submit answered without a batchJobId", status=response.status_code
+            )
+        return str(job_id)
+
+    def get_bulk_job(self, job_id: str) -> BulkJob:
+        body = self._request(JOBS, "GET", f"/v2/bulk/job/{job_id}").json()
+        status = str(body.get("status") or "UNKNOWN")
+        total = body.get("totalRecords")
+        return BulkJob(
+            job_id=str(body.get("bulkJobId") or job_id),
+            status=status.upper(),
+            total_records=int(total) if total is not None else None,
+            results_url=body.get("url") or body.get("resultUrl"),
+        )
+
+    def iter_bulk_results(self, results_url: str) -> Iterator[RecordResult]:
+        """Per-record results, one JSONL line each; a malformed line is an error, not a skip."""
+        response = self._request(JOBS, "GET", results_url)
+        for number, line in enumerate(response.text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                result = row.get("response") or {}
+                yield RecordResult(
+                    index=int(row["index"]),
+                    status=int(result.get("status", 0)),
+                    message=str(result.get("message", "")),
+                    request=row.get("request") or {},
+                )
+            except (ValueError, KeyError, TypeError) as exc:
+                raise AttentiveError(f"results file line {number} is malformed") from exc
+
+    def send_custom_event(self, event: Mapping[str, Any]) -> None:
+        self._request(EVENTS, "POST", "/v1/events/custom", json=dict(event))
+
+    def set_custom_attributes(self, user: Mapping[str, Any], properties: Mapping[str, Any]) -> None:
+        body = {"user": dict(user), "properties": dict(properties)}
+        self._request(ATTRIBUTES, "POST", "/v1/attributes/custom", json=body)
