@@ -15,6 +15,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def main() -> None:
+    """Keep Attentive in sync with a loyalty program and customer audiences."""
+
+
 def _register() -> None:
     # Imported here so `attentive-sync --help` stays cheap and the modules stay independent.
     from attentive_sync.cli import attentive_cmds
