@@ -1,0 +1,90 @@
+"""The audience export configuration: what the Prefect UI renders as the flows' parameter form."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from attentive_sync.domain.attributes import MAX_ATTRIBUTE_NAME, WELL_KNOWN
+
+IdentifierName = Literal["phone", "email", "clientUserId", "shopifyId", "klaviyoId"]
+WellKnownName = Literal[tuple(WELL_KNOWN)]  # type: ignore[valid-type]
+SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+MAX_BATCH = 256
+
+
+class ExportConfig(BaseModel):
+    """Which audiences go to Attentive and how customer fields map to Attentive's fields.
+
+    Each audience becomes a boolean custom attribute named after its slug: ``true`` while the
+    customer is a member, ``false`` once they exit.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    audiences: list[str] = Field(
+        default_factory=list, description="Audience slugs to export; each is a boolean attribute."
+    )
+    identifier_mappings: dict[str, IdentifierName] = Field(
+        default_factory=lambda: {"phone": "phone", "email": "email"},
+        description="Customer field -> Attentive identifier. At least one is required.",
+    )
+    extra_identifiers: list[str] = Field(
+        default_factory=list,
+        description="Customer fields sent as Attentive custom identifiers named after the field.",
+    )
+    attribute_mappings: dict[str, WellKnownName] = Field(
+        default_factory=dict,
+        description="Customer field -> Attentive well-known attribute (firstName, city, ...).",
+    )
+    custom_attributes: list[str] = Field(
+        default_factory=list,
+        description="Customer fields sent as custom attributes named after the field.",
+    )
+    existing_users: bool = Field(True, description="Run the one-time backfill of current members.")
+    batch_size: int = Field(MAX_BATCH, ge=1, le=MAX_BATCH, description="Users per bulk request.")
+    flush_interval_seconds: float = Field(30.0, gt=0, description="Longest wait before a flush.")
+    default_region: str = Field(
+        "US", min_length=2, max_length=2, description="Region for national phone numbers."
+    )
+
+    @field_validator("audiences")
+    @classmethod
+    def _slugs(cls, value: list[str]) -> list[str]:
+        bad = [s for s in value if not SLUG_RE.match(s) or len(s) > MAX_ATTRIBUTE_NAME]
+        if bad:
+            raise ValueError(f"audience slugs must be letters, digits, '_' or '-': {bad}")
+        if len(set(value)) != len(value):
+            raise ValueError("audiences are listed more than once")
+        return value
+
+    @field_validator("identifier_mappings")
+    @classmethod
+    def _at_least_one(cls, value: dict[str, str]) -> dict[str, str]:
+        if not value:
+            raise ValueError(
+                "at least one identifier mapping is required "
+                "(customer field -> phone, email, clientUserId, shopifyId or klaviyoId)"
+            )
+        targets = list(value.values())
+        if len(set(targets)) != len(targets):
+            raise ValueError("two customer fields map to the same Attentive identifier")
+        return value
+
+    @model_validator(mode="after")
+    def _no_clash_with_audiences(self) -> ExportConfig:
+        clash = set(self.custom_attributes) & set(self.audiences)
+        if clash:
+            raise ValueError(f"custom attributes share a name with an audience: {sorted(clash)}")
+        return self
+
+    def fields_read(self) -> set[str]:
+        """Every customer field the mapping reads (to check against the source up front)."""
+        return (
+            set(self.identifier_mappings)
+            | set(self.extra_identifiers)
+            | set(self.attribute_mappings)
+            | set(self.custom_attributes)
+        )
