@@ -35,6 +35,18 @@ class SyncSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ATTENTIVE_SYNC_", env_file=".env", extra="ignore")
 
     db_url: str = "sqlite:///attentive_sync.db"
+    source_url: str | None = Field(
+        None,
+        description="The loyalty program's database (reference schema or views); default db_url",
+    )
     default_region: str = Field("US", min_length=2, max_length=2)
     intake_secret: SecretStr | None = None
     program_name: str = "Loyalty"
+    send_concurrency: int = Field(8, ge=1, le=64, description="bulk requests in flight at once")
+    lease_seconds: float = Field(300.0, gt=0)
+    job_wait_seconds: float = Field(20.0, ge=0, description="how long a run waits on its jobs")
+    poll_interval_seconds: float = Field(1.0, gt=0)
+
+    @property
+    def loyalty_url(self) -> str:
+        return self.source_url or self.db_url

@@ -1,0 +1,1 @@
+"""Prefect flows: thin composition over the core library, no business logic."""

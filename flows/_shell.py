@@ -1,0 +1,51 @@
+"""What every flow shares: Prefect-backed collaborators for the engine's run functions."""
+
+from __future__ import annotations
+
+import time
+
+from prefect import get_run_logger
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    update_progress_artifact,
+)
+
+from attentive_sync.engine.report import Report
+from attentive_sync.engine.runs import Progress, SendMany
+from attentive_sync.engine.send import Batch, SendResult
+from tasks.bulk import bulk_send
+
+
+def prefect_sender(run_label: str) -> SendMany:
+    """Send batches as concurrent ``bulk-send`` task runs on the flow's bounded task runner."""
+
+    def send_many(batches: list[Batch], kind: str) -> list[SendResult]:
+        futures = [bulk_send.submit(batch, kind, run_label) for batch in batches]
+        return [future.result() for future in futures]
+
+    return send_many
+
+
+def progress_artifact(key: str, description: str) -> Progress:
+    """A progress bar in the Prefect UI, updated at most once a second."""
+    artifact_id = create_progress_artifact(0.0, key=key, description=description)
+    last = [0.0]
+
+    def update(fraction: float, text: str) -> None:
+        now = time.monotonic()
+        if fraction >= 1.0 or now - last[0] >= 1.0:
+            last[0] = now
+            update_progress_artifact(artifact_id, progress=round(100 * fraction, 1))
+
+    return update
+
+
+def publish(report: Report, key: str) -> dict[str, int]:
+    """Leave the report in the UI; a count that does not add up is logged as an error."""
+    logger = get_run_logger()
+    for problem in report.problems():
+        logger.error("report counts do not add up: %s", problem)
+    create_markdown_artifact(report.to_markdown(), key=key, description=report.title)
+    logger.info("%s: %s", report.title, dict(report.counts))
+    return dict(report.counts)

@@ -1,0 +1,57 @@
+"""The audience export flows: a one-time backfill and the 30-second incremental run."""
+
+from __future__ import annotations
+
+from prefect import flow
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from attentive_sync.domain.export_config import ExportConfig
+from attentive_sync.engine.runs import run_backfill, run_incremental
+from attentive_sync.engine.runtime import shared_runtime
+from flows._shell import prefect_sender, progress_artifact, publish
+from flows.wait import prefect_waiter
+
+# Prefect's default thread pool is unbounded; bulk requests in flight stay bounded.
+SEND_WORKERS = 8
+
+
+@flow(name="audience-backfill", task_runner=ThreadPoolTaskRunner(max_workers=SEND_WORKERS))
+def audience_backfill(
+    config: ExportConfig,
+    run_key: str = "initial",
+    wait_seconds: float = 120.0,
+    poll_interval_seconds: float = 1.0,
+) -> dict[str, int]:
+    """Send every current member of the configured audiences (`<slug> = true`).
+
+    Re-running with the same ``run_key`` resumes from its checkpoint; a new ``run_key``
+    backfills again from the start.
+    """
+    report = run_backfill(
+        shared_runtime(),
+        config,
+        run_key,
+        prefect_sender(f"backfill:{run_key}:{flow_run.get_id()}"),
+        prefect_waiter(wait_seconds, poll_interval_seconds),
+        progress_artifact("audience-backfill-progress", f"Backfill {run_key}"),
+    )
+    return publish(report, "audience-backfill-report")
+
+
+@flow(name="audience-incremental", task_runner=ThreadPoolTaskRunner(max_workers=SEND_WORKERS))
+def audience_incremental(
+    config: ExportConfig,
+    wait_seconds: float = 20.0,
+    poll_interval_seconds: float = 1.0,
+) -> dict[str, int]:
+    """Drain the queued enter/exit deltas: `true` on enter, `false` on exit, in order."""
+    owner = f"incremental:{flow_run.get_id()}"
+    report = run_incremental(
+        shared_runtime(),
+        config,
+        owner,
+        prefect_sender(owner),
+        prefect_waiter(wait_seconds, poll_interval_seconds),
+    )
+    return publish(report, "audience-incremental-report")

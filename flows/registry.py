@@ -1,0 +1,52 @@
+"""Every flow by its deployment name, and the deployments as ``prefect.yaml`` declares them.
+
+``prefect.yaml`` is the one place deployments are described: `prefect deploy` reads it,
+and so do the serve script and `attentive-sync run` (for default parameters).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prefect import Flow
+from prefect.deployments.runner import RunnerDeployment
+
+from flows.audience import audience_backfill, audience_incremental
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
+
+FLOWS: dict[str, Flow] = {
+    "audience-backfill": audience_backfill,
+    "audience-incremental": audience_incremental,
+}
+
+
+def deployment_specs(path: Path = PREFECT_YAML) -> dict[str, dict[str, Any]]:
+    """The deployments of ``prefect.yaml`` by name (YAML anchors already resolved)."""
+    document = yaml.safe_load(path.read_text())
+    return {spec["name"]: spec for spec in document.get("deployments", [])}
+
+
+def default_parameters(name: str) -> dict[str, Any]:
+    return dict(deployment_specs().get(name, {}).get("parameters") or {})
+
+
+def runner_deployments() -> list[RunnerDeployment]:
+    """The deployments of ``prefect.yaml`` for ``prefect.serve``: same names, schedules, limits."""
+    out = []
+    for name, spec in deployment_specs().items():
+        schedule = (spec.get("schedules") or [{}])[0]
+        out.append(
+            FLOWS[name].to_deployment(
+                name=name,
+                description=spec.get("description"),
+                parameters=spec.get("parameters") or {},
+                interval=schedule.get("interval"),
+                cron=schedule.get("cron"),
+                concurrency_limit=spec.get("concurrency_limit"),
+            )
+        )
+    return out

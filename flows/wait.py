@@ -1,0 +1,34 @@
+"""The wait-for-bulk-jobs subflow: one per run, polling all of the run's jobs together."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from attentive_sync.engine.runs import Wait
+from attentive_sync.engine.settle import WaitResult, wait_and_settle
+from tasks.bulk import poll_bulk_jobs, settle_bulk_jobs
+
+
+@flow(name="wait-for-bulk-jobs", log_prints=True)
+def wait_for_bulk_jobs(
+    job_ids: list[str], deadline_seconds: float = 20.0, poll_interval_seconds: float = 1.0
+) -> WaitResult:
+    """Poll until each job is COMPLETED or FAILED or the deadline passes, settling as they end."""
+    return wait_and_settle(
+        job_ids,
+        lambda ids: poll_bulk_jobs(ids),
+        lambda jobs: settle_bulk_jobs(jobs) if jobs else [],
+        deadline_seconds,
+        poll_interval_seconds,
+    )
+
+
+def prefect_waiter(deadline_seconds: float, poll_interval_seconds: float) -> Wait:
+    """The engine's ``Wait`` collaborator, backed by this subflow (skipped when idle)."""
+
+    def wait(job_ids: list[str]) -> WaitResult:
+        if not job_ids:
+            return WaitResult()
+        return wait_for_bulk_jobs(job_ids, deadline_seconds, poll_interval_seconds)
+
+    return wait

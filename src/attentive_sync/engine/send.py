@@ -1,0 +1,79 @@
+"""The shared bulk send: one batch to Attentive, its job id recorded before any waiting."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from attentive_sync.domain.errors import REJECTED_BY_ATTENTIVE
+from attentive_sync.domain.users import BulkUser
+from attentive_sync.engine.bulk import submit_isolating
+from attentive_sync.engine.runtime import Runtime
+from attentive_sync.masking import mask_payload
+from attentive_sync.store.jobs import JobItem
+
+QUEUE_KINDS = frozenset({"delta", "event"})
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Users for one bulk request and, position by position, where each came from."""
+
+    users: tuple[BulkUser, ...]
+    items: tuple[JobItem, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.users) != len(self.items):
+            raise ValueError("a batch needs one job item per user")
+
+
+@dataclass
+class SendResult:
+    job_ids: list[str] = field(default_factory=list)
+    records_sent: int = 0
+    rejected: int = 0
+    requests: int = 0
+
+
+def make_batch(pairs: Sequence[tuple[BulkUser, JobItem]]) -> Batch:
+    return Batch(tuple(u for u, _ in pairs), tuple(i for _, i in pairs))
+
+
+def send_batch(runtime: Runtime, batch: Batch, kind: str, run_label: str) -> SendResult:
+    """Submit ``batch`` (bisecting on a whole-request 400) and record every job it became.
+
+    Retryable errors propagate so the caller's retry owner can act; records Attentive
+    refused outright are quarantined here with its message.
+    """
+    by_user = {id(u): item for u, item in zip(batch.users, batch.items, strict=True)}
+    outcome = submit_isolating(runtime.client, batch.users)
+    result = SendResult(requests=outcome.requests)
+    for job in outcome.jobs:
+        items = [by_user[id(u)] for u in job.users]
+        runtime.store.jobs.record_job(job.job_id, kind, items, run_label)
+        result.job_ids.append(job.job_id)
+        result.records_sent += len(items)
+    for user, message in outcome.rejected:
+        quarantine_item(runtime, by_user[id(user)], REJECTED_BY_ATTENTIVE, message, user.to_wire())
+        result.rejected += 1
+    return result
+
+
+def quarantine_item(
+    runtime: Runtime, item: JobItem, code: str, detail: str, payload: object = None
+) -> None:
+    """Park one record: a queue row through its queue, anything else in the quarantine."""
+    masked = mask_payload(payload) if payload is not None else None
+    if item.source_kind in QUEUE_KINDS:
+        queue = runtime.store.deltas if item.source_kind == "delta" else runtime.store.events
+        seq = int(item.source_ref)
+        queue.quarantine([seq], code, detail, payloads={seq: masked} if masked else None)
+    else:
+        runtime.store.quarantine.add(
+            item.source_kind,
+            item.source_ref,
+            code,
+            detail,
+            customer_id=item.customer_id,
+            payload=masked,
+        )

@@ -1,0 +1,54 @@
+"""The shared bulk-send task and the job-following tasks every flow uses."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
+from prefect.tasks import Task
+
+from attentive_sync.attentive import BulkJob, RetryableError
+from attentive_sync.engine.runtime import shared_runtime
+from attentive_sync.engine.send import Batch, SendResult, send_batch
+from attentive_sync.engine.settle import SettleResult, poll_jobs, settle_jobs
+
+
+def retry_on_retryable(task: Task, task_run: TaskRun, state: State) -> bool:
+    """Retry only what may succeed later (429, 5xx, transport errors).
+
+    A plain function on purpose: Prefect 3.8 silently skips a retry condition that is a
+    partial or a callable object.
+    """
+    try:
+        state.result()
+    except RetryableError:
+        return True
+    except BaseException:
+        return False
+    return False
+
+
+@task(
+    name="bulk-send",
+    retries=3,
+    retry_delay_seconds=[10, 30, 90],
+    retry_condition_fn=retry_on_retryable,
+    cache_policy=NO_CACHE,
+)
+def bulk_send(batch: Batch, kind: str, run_label: str) -> SendResult:
+    """Submit one batch of up to 256 users; its job id is recorded before this returns."""
+    return send_batch(shared_runtime(), batch, kind, run_label)
+
+
+@task(name="poll-bulk-jobs", cache_policy=NO_CACHE)
+def poll_bulk_jobs(job_ids: list[str]) -> list[BulkJob]:
+    """Status reads are never cached: a cached PENDING would hide the job's completion."""
+    runtime = shared_runtime()
+    return poll_jobs(runtime, job_ids, runtime.sync.send_concurrency)
+
+
+@task(name="settle-bulk-jobs", cache_policy=NO_CACHE)
+def settle_bulk_jobs(jobs: list[BulkJob]) -> list[SettleResult]:
+    runtime = shared_runtime()
+    return settle_jobs(runtime, jobs, runtime.sync.send_concurrency)
