@@ -11,10 +11,13 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
+from attentive_sync.domain.events import CustomEvent
+from attentive_sync.engine.relay import DeliverMany, Delivery
 from attentive_sync.engine.report import Report
 from attentive_sync.engine.runs import Progress, SendMany
 from attentive_sync.engine.send import Batch, SendResult
 from tasks.bulk import bulk_send
+from tasks.events import send_custom_events
 
 
 def prefect_sender(run_label: str) -> SendMany:
@@ -25,6 +28,16 @@ def prefect_sender(run_label: str) -> SendMany:
         return [future.result() for future in futures]
 
     return send_many
+
+
+def prefect_deliverer(concurrency: int) -> DeliverMany:
+    """Deliver chunks of custom events as ``send-custom-events`` task runs."""
+
+    def deliver_many(chunks: list[list[tuple[int, CustomEvent]]]) -> list[Delivery]:
+        futures = [send_custom_events.submit(chunk, concurrency) for chunk in chunks]
+        return [future.result() for future in futures]
+
+    return deliver_many
 
 
 def progress_artifact(key: str, description: str) -> Progress:

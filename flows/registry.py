@@ -14,6 +14,8 @@ from prefect import Flow
 from prefect.deployments.runner import RunnerDeployment
 
 from flows.audience import audience_backfill, audience_incremental
+from flows.loyalty import loyalty_events
+from flows.notices import expiry_notice, reward_reminder
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
@@ -21,6 +23,9 @@ PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
 FLOWS: dict[str, Flow] = {
     "audience-backfill": audience_backfill,
     "audience-incremental": audience_incremental,
+    "loyalty-events": loyalty_events,
+    "reward-reminder": reward_reminder,
+    "expiry-notice": expiry_notice,
 }
 
 

@@ -1,0 +1,36 @@
+"""The loyalty events relay, every 30 seconds: queued events to Attentive custom events."""
+
+from __future__ import annotations
+
+from prefect import flow
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from attentive_sync.domain.export_config import ExportConfig
+from attentive_sync.engine.relay import EventsConfig, run_relay
+from attentive_sync.engine.runtime import shared_runtime
+from flows._shell import prefect_deliverer, prefect_sender, publish
+from flows.wait import prefect_waiter
+
+
+@flow(name="loyalty-events", task_runner=ThreadPoolTaskRunner(max_workers=4))
+def loyalty_events(
+    config: ExportConfig,
+    events: EventsConfig | None = None,
+    wait_seconds: float = 20.0,
+    poll_interval_seconds: float = 1.0,
+) -> dict[str, int]:
+    """Relay queued loyalty events (All or Some) and keep loyalty profile attributes current."""
+    events = events or EventsConfig()
+    owner = f"loyalty-events:{flow_run.get_id()}"
+
+    report = run_relay(
+        shared_runtime(),
+        config,
+        events,
+        owner,
+        prefect_deliverer(events.concurrency),
+        prefect_sender(owner),
+        prefect_waiter(wait_seconds, poll_interval_seconds),
+    )
+    return publish(report, "loyalty-events-report")

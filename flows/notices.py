@@ -1,0 +1,57 @@
+"""The computed notices: the monthly reward reminder and the daily points-expiry notice."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+from prefect import flow
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from attentive_sync.domain.export_config import ExportConfig
+from attentive_sync.engine.notice_runs import run_expiry_notice, run_reward_reminder
+from attentive_sync.engine.relay import EventsConfig
+from attentive_sync.engine.runtime import shared_runtime
+from flows._shell import prefect_deliverer, prefect_sender, publish
+from flows.wait import prefect_waiter
+
+
+@flow(name="reward-reminder", task_runner=ThreadPoolTaskRunner(max_workers=8))
+def reward_reminder(
+    config: ExportConfig,
+    events: EventsConfig | None = None,
+    as_of: datetime | None = None,
+    wait_seconds: float = 60.0,
+) -> dict[str, int]:
+    """Remind customers of their available rewards for the interval last completed at ``as_of``
+    (default now). Re-running for the same interval sends nothing twice."""
+    events = events or EventsConfig()
+    owner = f"reward-reminder:{flow_run.get_id()}"
+    collaborators = (
+        prefect_deliverer(events.concurrency),
+        prefect_sender(owner),
+        prefect_waiter(wait_seconds, 1.0),
+    )
+    moment = as_of or datetime.now(timezone.utc)
+    report = run_reward_reminder(shared_runtime(), config, events, moment, collaborators, owner)
+    return publish(report, "reward-reminder-report")
+
+
+@flow(name="expiry-notice", task_runner=ThreadPoolTaskRunner(max_workers=8))
+def expiry_notice(
+    config: ExportConfig,
+    events: EventsConfig | None = None,
+    as_of: date | None = None,
+    wait_seconds: float = 60.0,
+) -> dict[str, int]:
+    """Tell customers whose points expire within the notice period (default: today, UTC)."""
+    events = events or EventsConfig()
+    owner = f"expiry-notice:{flow_run.get_id()}"
+    collaborators = (
+        prefect_deliverer(events.concurrency),
+        prefect_sender(owner),
+        prefect_waiter(wait_seconds, 1.0),
+    )
+    day = as_of or datetime.now(timezone.utc).date()
+    report = run_expiry_notice(shared_runtime(), config, events, day, collaborators, owner)
+    return publish(report, "expiry-notice-report")
