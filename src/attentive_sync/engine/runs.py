@@ -92,7 +92,8 @@ def run_backfill(
         return report
     total = max(1, count_members(runtime, config.audiences))
     planner = backfill.BackfillPlanner(runtime, config, run_key)
-    job_ids: list[str] = []
+    # Jobs an interrupted run recorded but never settled are settled with this run's own.
+    job_ids = [job.job_id for job in runtime.store.jobs.list_unsettled(backfill.KIND)]
     for page in planner.pages():
         job_ids += add_sends(report, send_many(page.batches, backfill.KIND))
         planner.commit(page)
