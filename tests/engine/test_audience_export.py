@@ -10,7 +10,12 @@ from sqlalchemy import select
 
 from attentive_sync.engine.backfill import ConfigurationError
 from attentive_sync.engine.relay import identifiers_for
-from attentive_sync.engine.runs import direct_waiter, run_backfill, run_incremental, thread_pool_sender
+from attentive_sync.engine.runs import (
+    direct_waiter,
+    run_backfill,
+    run_incremental,
+    thread_pool_sender,
+)
 from attentive_sync.sources.loyalty import load_customers
 from attentive_sync.sources.schema import audience_members
 from attentive_sync.store.records import NewDelta
@@ -166,7 +171,9 @@ def test_unsendable_delta_quarantined_and_the_rest_go_on(runtime, emulator):
     with runtime.source.connect() as conn:
         from attentive_sync.sources.schema import customers
 
-        bad = conn.execute(select(customers.c.customer_id).where(customers.c.phone == "5551234")).first()
+        bad = conn.execute(
+            select(customers.c.customer_id).where(customers.c.phone == "5551234")
+        ).first()
     assert bad is not None, "the seed includes the never-valid phone 5551234"
     good, now = sendable_customer(runtime), datetime.now(timezone.utc)
     enqueue(runtime, bad[0], "enter", now)

@@ -14,7 +14,10 @@ from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 
 ROOT = Path(__file__).resolve().parents[2]
-CANDIDATES = [ROOT.parent / "shared" / "attentive-openapi", ROOT / "src/attentive_sync/emulator/spec"]
+CANDIDATES = [
+    ROOT.parent / "shared" / "attentive-openapi",
+    ROOT / "src/attentive_sync/emulator/spec",
+]
 
 
 def spec_dir() -> Path:
