@@ -17,3 +17,12 @@ def test_payload_masked_deeply_and_originals_untouched():
 def test_free_text_masked():
     text = mask_text("user jane@example.com with phone +1 415 555 2671 failed")
     assert "jane@" not in text and "555 2671" not in text
+
+
+def test_dates_and_timestamps_stay_readable():
+    text = "occurred 2026-11-23T01:37:50.068232+00:00, expires 2026-11-21, order 12345678"
+    assert mask_text(text) == text
+
+
+def test_national_and_invalid_numbers_masked_too():
+    assert "555" not in mask_text("call (415) 555-2671 or 5551234")

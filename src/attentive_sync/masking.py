@@ -9,8 +9,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import phonenumbers
+from phonenumbers import Leniency
+
 _EMAIL_RE = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-_PHONE_RE = re.compile(r"\+?\d[\d\s().-]{5,}\d")
 
 PII_KEYS = frozenset({"phone", "email"})
 
@@ -32,10 +34,17 @@ def mask_email(value: str) -> str:
     return f"{local[:1]}***@{domain}"
 
 
-def mask_text(text: str) -> str:
-    """Mask every email and phone-like run found inside free text (error bodies, messages)."""
+def mask_text(text: str, region: str = "US") -> str:
+    """Mask every email and phone number found inside free text (error bodies, messages).
+
+    Phone numbers are found by ``phonenumbers``' matcher, so dates, timestamps and order
+    numbers stay readable while anything that could be dialled is masked.
+    """
     text = _EMAIL_RE.sub(lambda m: mask_email(m.group(0)), text)
-    return _PHONE_RE.sub(lambda m: mask_phone(m.group(0)), text)
+    matches = phonenumbers.PhoneNumberMatcher(text, region, leniency=Leniency.POSSIBLE)
+    for match in reversed(list(matches)):
+        text = text[: match.start] + mask_phone(match.raw_string) + text[match.end :]
+    return text
 
 
 def mask_payload(value: Any) -> Any:

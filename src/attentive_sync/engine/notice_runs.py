@@ -48,13 +48,17 @@ def _claim_and_enqueue(
 ) -> tuple[list[Row], int]:
     """Claim each notice and enqueue its event; return the newly claimed rows and dupes."""
     claimed, events = [], []
+    topic = kind_topic(kind)
     for row in rows:
         cid, key = int(row["customer_id"]), period_key(row)
-        event_id = f"{kind}:{key}:{cid}"
-        if not runtime.store.notices.claim(kind, cid, key, event_id, now=now):
+        event_id = f"{topic}:{key}:{cid}"
+        # Notices are claimed under their event key, which the computations read back.
+        if not runtime.store.notices.claim(topic, cid, key, event_id, now=now):
             continue
         payload = {k: _json_ready(v) for k, v in row.items() if k != "customer_id"}
-        events.append(NewEvent(event_id, kind_topic(kind), cid, now, payload))
+        if "expire_points_at" in payload:  # a UTC day: points expire at its first instant
+            payload["expire_points_at"] = f"{str(payload['expire_points_at'])[:10]}T00:00:00Z"
+        events.append(NewEvent(event_id, topic, cid, now, payload))
         claimed.append(row)
     runtime.store.events.enqueue(events, now=now)
     return claimed, len(rows) - len(claimed)
