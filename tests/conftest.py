@@ -4,6 +4,8 @@ from pydantic import SecretStr
 from attentive_sync.attentive import AttentiveClient, TokenBucket
 from attentive_sync.settings import AttentiveSettings
 
+pytest_plugins = ["support.program"]
+
 BASE = "https://api.attentivemobile.com"
 
 

@@ -34,7 +34,9 @@ def test_bulk_submit_wire_shape_and_headers(make_client):
     assert request.headers["authorization"] == "Bearer sk-test-123"
     assert request.headers["content-type"] == "application/json"
     assert httpx.Response(200, content=request.content).json() == {
-        "users": [{"identifiers": {"phone": "+14155550001"}, "attributes": {"custom": {"vip": True}}}]
+        "users": [
+            {"identifiers": {"phone": "+14155550001"}, "attributes": {"custom": {"vip": True}}}
+        ]
     }
 
 
@@ -47,8 +49,13 @@ def test_bulk_submit_refuses_bad_sizes_locally(make_client, count):
 @respx.mock
 def test_job_status_and_results(make_client):
     respx.get(f"{BASE}/v2/bulk/job/job-1").respond(
-        200, json={"bulkJobId": "job-1", "status": "COMPLETED", "totalRecords": 2,
-                   "resultUrl": f"{BASE}/results/job-1.jsonl"}
+        200,
+        json={
+            "bulkJobId": "job-1",
+            "status": "COMPLETED",
+            "totalRecords": 2,
+            "resultUrl": f"{BASE}/results/job-1.jsonl",
+        },
     )
     lines = (
         '{"index": 0, "request": {}, "response": {"status": 200, "message": "ok"}}\n'
@@ -138,4 +145,3 @@ def test_missing_key_is_a_clear_error():
 
     with pytest.raises(AttentiveError, match="ATTENTIVE_API_KEY"):
         AttentiveClient(AttentiveSettings(api_key=None))
-

@@ -4,11 +4,11 @@ import json
 
 import pytest
 import respx
+from support.contract import errors
 
 from attentive_sync.domain.attributes import build_attributes
 from attentive_sync.domain.identifiers import build_identifiers
 from attentive_sync.domain.users import BulkUser
-from support.contract import errors
 
 BASE = "https://api.attentivemobile.com"
 
@@ -17,13 +17,25 @@ def full_user(n: int) -> dict:
     return BulkUser(
         customer_id=n,
         identifiers=build_identifiers(
-            {"phone": "(415) 555-2671", "email": "jane@example.com", "clientUserId": str(n),
-             "shopifyId": "s1", "klaviyoId": "k1"},
+            {
+                "phone": "(415) 555-2671",
+                "email": "jane@example.com",
+                "clientUserId": str(n),
+                "shopifyId": "s1",
+                "klaviyoId": "k1",
+            },
             custom={"loyalty_id": f"L-{n}"},
         ),
         attributes=build_attributes(
-            {"firstName": "Jane", "lastName": "Doe", "dateOfBirth": "1990-05-17", "age": 33,
-             "city": "Brooklyn", "zip": "11222", "localeCountry": "US"},
+            {
+                "firstName": "Jane",
+                "lastName": "Doe",
+                "dateOfBirth": "1990-05-17",
+                "age": 33,
+                "city": "Brooklyn",
+                "zip": "11222",
+                "localeCountry": "US",
+            },
             {"vip": True, "points": 120, "tags": ["a", "b"]},
         ),
     ).to_wire()
@@ -50,10 +62,16 @@ def test_custom_event_body_matches_v1_schema(make_client, custom_ids):
     user: dict = {"phone": "+14155552671", "email": "jane@example.com"}
     if custom_ids:
         user["externalIdentifiers"] = {
-            "clientUserId": "42", "customIdentifiers": [{"name": "shopifyId", "value": "s1"}]
+            "clientUserId": "42",
+            "customIdentifiers": [{"name": "shopifyId", "value": "s1"}],
         }
-    event = {"type": "Loyalty Tier Upgraded", "user": user, "properties": {"new_tier": "Gold"},
-             "externalEventId": "evt-1", "occurredAt": "2026-11-23T10:00:00Z"}
+    event = {
+        "type": "Loyalty Tier Upgraded",
+        "user": user,
+        "properties": {"new_tier": "Gold"},
+        "externalEventId": "evt-1",
+        "occurredAt": "2026-11-23T10:00:00Z",
+    }
     make_client().send_custom_event(event)
     body = json.loads(route.calls.last.request.content)
     assert body == event

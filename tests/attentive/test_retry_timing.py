@@ -21,7 +21,9 @@ POLICY = BackoffPolicy(max_attempts=6, base=0.5, cap=8.0)
     ],
 )
 def test_retry_delay_table(attempt, retry_after, headers, rand, expected):
-    assert retry_delay(attempt, POLICY, retry_after, headers, lambda: rand) == pytest.approx(expected)
+    assert retry_delay(attempt, POLICY, retry_after, headers, lambda: rand) == pytest.approx(
+        expected
+    )
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,9 @@ def test_bad_date_of_birth_rejected():
 
 
 def test_lists_become_comma_separated_text():
-    assert build_attributes(custom={"tags": ["shoes", "hats", None]}).custom == {"tags": "shoes,hats"}
+    assert build_attributes(custom={"tags": ["shoes", "hats", None]}).custom == {
+        "tags": "shoes,hats"
+    }
 
 
 @pytest.mark.parametrize("value", [{"a": 1}, [["nested"]], object()])
@@ -58,13 +60,21 @@ def test_unknown_well_known_attribute_is_configuration_error():
         build_attributes({"favouriteColour": "green"})
 
 
-@given(st.one_of(st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
-                 st.text(min_size=1)))
+@given(
+    st.one_of(
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(min_size=1),
+    )
+)
 def test_primitives_pass_through_with_stable_type(value):
     coerced = custom_value("attr", value)
     assert coerced == value
-    assert attribute_type(coerced) == {bool: "boolean", int: "number", float: "number",
-                                       str: "string"}[type(value)]
+    assert (
+        attribute_type(coerced)
+        == {bool: "boolean", int: "number", float: "number", str: "string"}[type(value)]
+    )
 
 
 def test_bulk_user_wire_shape():

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
+from support.program import CONFIG
 
 from attentive_sync.engine.backfill import ConfigurationError
 from attentive_sync.engine.relay import identifiers_for
@@ -19,8 +20,6 @@ from attentive_sync.engine.runs import (
 from attentive_sync.sources.loyalty import load_customers
 from attentive_sync.sources.schema import audience_members
 from attentive_sync.store.records import NewDelta
-
-from .conftest import CONFIG
 
 
 def members(runtime, audiences):

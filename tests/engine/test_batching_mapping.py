@@ -1,6 +1,6 @@
+import httpx
 import pytest
 import respx
-import httpx
 from pydantic import ValidationError
 
 from attentive_sync.domain.errors import RecordRejected
@@ -19,9 +19,16 @@ CONFIG = ExportConfig(
 
 
 def row(**kw):
-    base = {"customer_id": 42, "phone": "(415) 555-2671", "email": None, "loyalty_id": "L42",
-            "first_name": "Jane", "date_of_birth": "1990-05-17",
-            "favorite_categories": '["shoes","hats"]', "tier": "Gold"}
+    base = {
+        "customer_id": 42,
+        "phone": "(415) 555-2671",
+        "email": None,
+        "loyalty_id": "L42",
+        "first_name": "Jane",
+        "date_of_birth": "1990-05-17",
+        "favorite_categories": '["shoes","hats"]',
+        "tier": "Gold",
+    }
     base.update(kw)
     return base
 
@@ -30,8 +37,10 @@ def test_customer_maps_to_bulk_user_with_audience_attribute():
     user = Mapper(CONFIG).map(row(), {"vip": True})
     assert user.customer_id == 42
     assert user.to_wire() == {
-        "identifiers": {"phone": "+14155552671",
-                        "customIdentifiers": [{"key": "loyalty_id", "value": "L42"}]},
+        "identifiers": {
+            "phone": "+14155552671",
+            "customIdentifiers": [{"key": "loyalty_id", "value": "L42"}],
+        },
         "attributes": {
             "firstName": "Jane",
             "demographic": {"dateOfBirth": "1990-05-17"},
@@ -44,10 +53,13 @@ def test_exit_sets_false():
     assert Mapper(CONFIG).map(row(), {"vip": False}).attributes.custom["vip"] is False
 
 
-@pytest.mark.parametrize(("fields", "code"), [
-    ({"phone": "5551234"}, "invalid_phone"),
-    ({"phone": None, "email": None, "loyalty_id": None}, "no_identifier"),
-])
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"phone": "5551234"}, "invalid_phone"),
+        ({"phone": None, "email": None, "loyalty_id": None}, "no_identifier"),
+    ],
+)
 def test_unsendable_customer_rejected_with_reason(fields, code):
     with pytest.raises(RecordRejected) as info:
         Mapper(CONFIG).map(row(**fields), {"vip": True})
@@ -56,16 +68,24 @@ def test_unsendable_customer_rejected_with_reason(fields, code):
 
 def test_missing_source_fields_reported():
     assert Mapper(CONFIG).missing_fields({"customer_id", "phone", "email"}) == [
-        "date_of_birth", "favorite_categories", "first_name", "loyalty_id", "tier"]
+        "date_of_birth",
+        "favorite_categories",
+        "first_name",
+        "loyalty_id",
+        "tier",
+    ]
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"identifier_mappings": {}},
-    {"audiences": ["bad slug!"]},
-    {"batch_size": 257},
-    {"identifier_mappings": {"a": "phone", "b": "phone"}},
-    {"audiences": ["vip"], "custom_attributes": ["vip"]},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"identifier_mappings": {}},
+        {"audiences": ["bad slug!"]},
+        {"batch_size": 257},
+        {"identifier_mappings": {"a": "phone", "b": "phone"}},
+        {"audiences": ["vip"], "custom_attributes": ["vip"]},
+    ],
+)
 def test_bad_configuration_has_a_clear_error(kwargs):
     with pytest.raises(ValidationError):
         ExportConfig(**kwargs)
@@ -88,8 +108,9 @@ def test_batcher_flushes_early_on_second_change_for_same_user():
 @respx.mock
 def test_whole_request_400_isolates_the_bad_record(make_client):
     mapper = Mapper(CONFIG)
-    users = [mapper.map(row(customer_id=i, phone=f"+1415555{i:04d}"), {"vip": True})
-             for i in range(1, 9)]
+    users = [
+        mapper.map(row(customer_id=i, phone=f"+1415555{i:04d}"), {"vip": True}) for i in range(1, 9)
+    ]
     poison = "+14155550005"
 
     def answer(request):

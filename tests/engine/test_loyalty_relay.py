@@ -10,6 +10,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from starlette.testclient import TestClient
 from support.loyalty_samples import EXPECTED_PROPERTIES, SAMPLES
+from support.program import CONFIG
 
 from attentive_sync.domain.loyalty import EventKey, event_type
 from attentive_sync.domain.loyalty_selection import EventSelection, StalePolicy
@@ -18,8 +19,6 @@ from attentive_sync.engine.runs import direct_waiter, thread_pool_sender
 from attentive_sync.intake.app import create_intake_app
 from attentive_sync.intake.signing import sign_body
 from attentive_sync.sources.schema import customers
-
-from .conftest import CONFIG
 
 SECRET = SecretStr("intake-test-secret")
 

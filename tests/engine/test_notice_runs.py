@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from support.program import CONFIG, NOW
+
 from attentive_sync.engine.notice_runs import run_expiry_notice, run_reward_reminder
 from attentive_sync.engine.relay import EventsConfig, thread_deliverer
 from attentive_sync.engine.runs import direct_waiter, thread_pool_sender
-
-from .conftest import CONFIG, NOW
 
 
 def collaborators(runtime):

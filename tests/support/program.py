@@ -1,4 +1,7 @@
-"""An engine runtime against the emulator: a migrated SQLite store seeded with a small program."""
+"""Fixtures: a migrated SQLite store seeded with a small program, and the emulator.
+
+Loaded as a plugin by tests/conftest.py, so every test directory can use them.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,120 @@
+"""The Prefect shell: retry condition, deployments from prefect.yaml, and the flows under a
+real (temporary) Prefect server against the emulator."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import pytest
+from prefect.states import Completed, Failed
+from prefect.testing.utilities import prefect_test_harness
+from support.program import CONFIG
+
+from attentive_sync.attentive import AuthenticationError, ServerError
+from attentive_sync.engine import runtime as runtime_module
+from attentive_sync.settings import DEMO_API_KEY
+from attentive_sync.store import Store
+from attentive_sync.store.records import NewDelta, NewEvent
+from flows.registry import FLOWS, deployment_specs, runner_deployments
+from tasks.bulk import bulk_send, retry_on_retryable
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        (Failed(data=ServerError("503")), True),
+        (Failed(data=AuthenticationError("401")), False),
+        (Failed(data=ValueError("bug")), False),
+        (Completed(data=1), False),
+    ],
+)
+def test_retry_condition_retries_only_retryable_errors(state, expected):
+    assert retry_on_retryable(bulk_send, None, state) is expected
+
+
+def test_bulk_send_has_retries_and_a_plain_function_condition():
+    import inspect
+
+    assert bulk_send.retries == 3
+    assert inspect.isfunction(bulk_send.retry_condition_fn)
+
+
+def test_prefect_yaml_declares_every_flow_with_schedules_and_limits():
+    specs = deployment_specs()
+    assert set(specs) == set(FLOWS)
+    deployments = {d.name: d for d in runner_deployments()}
+    for name in ("audience-incremental", "loyalty-events"):
+        assert deployments[name].concurrency_limit == 1
+        assert deployments[name].schedules[0].schedule.interval.total_seconds() == 30
+    assert deployments["reward-reminder"].schedules[0].schedule.cron == "0 9 1 * *"
+    assert deployments["expiry-notice"].schedules[0].schedule.cron == "0 9 * * *"
+    assert deployments["audience-backfill"].schedules == []
+
+
+@pytest.fixture(scope="module")
+def harness() -> Iterator[None]:
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
+@pytest.fixture
+def flow_env(db_url, emulator, monkeypatch, harness):
+    monkeypatch.setenv("ATTENTIVE_SYNC_DB_URL", db_url)
+    monkeypatch.setenv("ATTENTIVE_SYNC_POLL_INTERVAL_SECONDS", "0.1")
+    monkeypatch.setenv("ATTENTIVE_BASE_URL", emulator.base_url)
+    monkeypatch.setenv("ATTENTIVE_API_KEY", DEMO_API_KEY)
+    runtime_module._cache.clear()
+    yield Store.from_url(os.environ["ATTENTIVE_SYNC_DB_URL"])
+    runtime_module._cache.clear()
+
+
+@pytest.mark.prefect
+def test_audience_flows_under_prefect(flow_env, emulator):
+    store = flow_env
+    counts = FLOWS["audience-backfill"](config=CONFIG, run_key="flow-test", wait_seconds=20)
+    assert counts["members_read"] > 0 and counts["jobs_unfinished"] == 0
+    assert counts["accepted"] == counts["records_sent"] - counts["rejected"] - counts["retried"]
+    customer = store.jobs.items(_any_job(store))[0].customer_id
+    now = datetime.now(timezone.utc)
+    store.deltas.enqueue([NewDelta("vip", customer, "exit", now)])
+    inc = FLOWS["audience-incremental"](config=CONFIG, wait_seconds=10)
+    assert inc["leased"] == 1 and inc["accepted"] == 1
+    assert store.accepted.for_customer(customer)["vip"] is False
+
+
+@pytest.mark.prefect
+def test_loyalty_events_flow_under_prefect(flow_env, emulator):
+    store = flow_env
+    from sqlalchemy import select
+
+    from attentive_sync.sources.schema import customers
+
+    with store.engine.connect() as conn:
+        customer = conn.execute(
+            select(customers.c.customer_id).where(customers.c.email.is_not(None)).limit(1)
+        ).scalar_one()
+    store.events.enqueue(
+        [
+            NewEvent(
+                "flow-evt-1",
+                "referral_complete",
+                customer,
+                datetime.now(timezone.utc),
+                {"referred_customer": "Sam", "points_awarded": 200},
+            )
+        ]
+    )
+    counts = FLOWS["loyalty-events"](config=CONFIG, wait_seconds=10)
+    assert counts["accepted_events"] == 1
+    assert emulator.state.list_events("Loyalty Referral Complete")["total"] == 1
+
+
+def _any_job(store):
+    from sqlalchemy import select
+
+    from attentive_sync.store.tables import bulk_jobs
+
+    with store.engine.connect() as conn:
+        return conn.execute(select(bulk_jobs.c.job_id).limit(1)).scalar_one()
