@@ -27,6 +27,12 @@ class AttentiveSettings(BaseSettings):
     backoff_cap: float = Field(30.0, gt=0)
     bulk_rate_limit: float = Field(100.0, gt=0, description="bulk submit + job status, req/s")
     default_rate_limit: float = Field(150.0, gt=0, description="events, attributes, /me, req/s")
+    rate_limit_headroom: float = Field(
+        0.05,
+        ge=0,
+        lt=0.5,
+        description="share of each limit left unused: jitter bunches requests at the server",
+    )
 
 
 class SyncSettings(BaseSettings):

@@ -70,7 +70,11 @@ class AttentiveClient:
 
     def _shared_buckets(self, key: str) -> dict[str, TokenBucket]:
         owner = hashlib.sha256(f"{self.settings.base_url}|{key}".encode()).hexdigest()[:16]
-        bulk, default = self.settings.bulk_rate_limit, self.settings.default_rate_limit
+        pace = 1.0 - self.settings.rate_limit_headroom
+        bulk, default = (
+            self.settings.bulk_rate_limit * pace,
+            self.settings.default_rate_limit * pace,
+        )
         rates = {BULK: bulk, JOBS: bulk, EVENTS: default, ATTRIBUTES: default, ME: default}
         return {group: shared_bucket(owner, group, rate) for group, rate in rates.items()}
 

@@ -1,0 +1,253 @@
+"""`make demo`: every flow, end to end, against the local Attentive emulator on SQLite.
+
+1. starts the emulator and the signed intake service on loopback;
+2. creates the embedded SQLite state store and seeds a demo loyalty program;
+3. runs audience-backfill, then queues enter/exit deltas and runs audience-incremental;
+4. posts signed loyalty webhooks to the intake and runs loyalty-events;
+5. runs reward-reminder and expiry-notice (twice, to show nothing is sent twice);
+6. prints what the emulator holds and the quarantine summary.
+
+Everything lives under .demo/ (deleted and rebuilt on each run). Flows run in-process on
+Prefect's temporary local server unless PREFECT_API_URL points at a running one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import uvicorn
+from pydantic import SecretStr
+from rich.console import Console
+from rich.table import Table
+
+from attentive_sync.emulator import EmulatorConfig, EmulatorServer
+from attentive_sync.emulator.server import bind
+from attentive_sync.intake.app import create_intake_app
+from attentive_sync.intake.signing import sign_body
+from attentive_sync.masking import mask_email, mask_phone
+from attentive_sync.settings import DEMO_API_KEY
+from attentive_sync.sources.seed import seed_program
+from attentive_sync.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKDIR = ROOT / ".demo"
+CUSTOMERS = 2_000
+SECRET = SecretStr("demo-intake-secret")
+console = Console()
+
+
+def prepare_environment() -> str:
+    shutil.rmtree(WORKDIR, ignore_errors=True)
+    WORKDIR.mkdir()
+    db_url = f"sqlite:///{WORKDIR / 'attentive_sync.db'}"
+    os.environ.update(
+        {
+            "ATTENTIVE_SYNC_DB_URL": db_url,
+            "ATTENTIVE_API_KEY": DEMO_API_KEY,
+            "ATTENTIVE_SYNC_POLL_INTERVAL_SECONDS": "0.5",
+            "PREFECT_HOME": str(WORKDIR / "prefect"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING"),
+        }
+    )
+    return db_url
+
+
+class IntakeThread:
+    """The intake service on a loopback port, in a background thread."""
+
+    def __init__(self, store: Store) -> None:
+        app = create_intake_app(store, SECRET)
+        self.socket = bind("127.0.0.1", 0)
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]})
+        thread.daemon = True
+        thread.start()
+        while not self.server.started:
+            threading.Event().wait(0.02)
+        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+
+    def post(self, path: str, payload: dict) -> httpx.Response:
+        body = json.dumps(payload).encode()
+        return httpx.post(
+            f"{self.url}{path}", content=body, headers={"X-Signature": sign_body(SECRET, body)}
+        )
+
+
+def step(title: str) -> None:
+    console.rule(f"[bold]{title}")
+
+
+def run_flow(name: str, **params: object) -> dict[str, int]:
+    from flows.registry import FLOWS, default_parameters
+
+    counts = FLOWS[name](**{**default_parameters(name), **params})
+    table = Table(title=name, show_header=False)
+    for key, value in counts.items():
+        table.add_row(key, f"{value:,}")
+    console.print(table)
+    return counts
+
+
+def pick(store: Store, sql: str) -> list[int]:
+    from sqlalchemy import text
+
+    with store.engine.connect() as conn:
+        return [row[0] for row in conn.execute(text(sql))]
+
+
+def queue_deltas(intake: IntakeThread, store: Store) -> tuple[list[int], list[int]]:
+    now = datetime.now(timezone.utc)
+    leaving = pick(
+        store,
+        "SELECT customer_id FROM audience_members WHERE audience_slug='vip' "
+        "AND customer_id IN (SELECT customer_id FROM customers WHERE email IS NOT NULL) "
+        "ORDER BY customer_id LIMIT 3",
+    )
+    joining = pick(
+        store,
+        "SELECT customer_id FROM customers WHERE email IS NOT NULL AND customer_id "
+        "NOT IN (SELECT customer_id FROM audience_members WHERE audience_slug='vip') "
+        "ORDER BY customer_id LIMIT 3",
+    )
+    bad = pick(store, "SELECT customer_id FROM customers WHERE phone = '5551234' LIMIT 1")
+    deltas = [
+        {"audience": "vip", "customer_id": c, "action": "exit", "occurred_at": now.isoformat()}
+        for c in leaving
+    ]
+    deltas += [
+        {"audience": "vip", "customer_id": c, "action": "enter", "occurred_at": now.isoformat()}
+        for c in joining + bad
+    ]
+    response = intake.post("/deltas", {"deltas": deltas})
+    console.print(f"intake accepted {len(deltas)} deltas: HTTP {response.status_code}")
+    return leaving, joining
+
+
+def post_events(intake: IntakeThread, store: Store) -> None:
+    who = pick(
+        store,
+        "SELECT customer_id FROM customers WHERE email IS NOT NULL ORDER BY customer_id LIMIT 2",
+    )
+    now = datetime.now(timezone.utc).isoformat()
+    rewards = [{"reward_id": 1, "title": "$5 off", "kind": "discount_voucher", "cost_points": 500}]
+    payloads = {
+        "tier_upgraded": {"previous_tier": "Silver", "new_tier": "Gold", "tier_lower_bound": 1500},
+        "reward_available": {"available_rewards": rewards, "points_balance": 640},
+        "referral_complete": {"referred_customer": "Sam", "points_awarded": 200},
+        "activity_completed": {"rule_name": "Follow on Instagram", "points_awarded": 50},
+        "moved_to_loyal": {"previous_segment": "Promising", "new_segment": "Loyal"},
+        "reward_claimed": {
+            "reward_title": "$5 off",
+            "reward_type": "discount_voucher",
+            "points_spent": 500,
+            "voucher_code": "DEMO-5OFF",
+        },
+    }
+    for n, (topic, payload) in enumerate(payloads.items()):
+        envelope = {
+            "id": f"demo-{n}",
+            "topic": topic,
+            "created_at": now,
+            "customer_id": who[n % 2],
+            "payload": payload,
+        }
+        intake.post("/events", envelope)
+    duplicate = intake.post(
+        "/events",
+        {
+            "id": "demo-0",
+            "topic": "tier_upgraded",
+            "created_at": now,
+            "customer_id": who[0],
+            "payload": payloads["tier_upgraded"],
+        },
+    )
+    unsigned = httpx.post(f"{intake.url}/events", json={"id": "x"})
+    console.print(
+        f"posted {len(payloads)} signed events; a redelivery answered {duplicate.json()}; "
+        f"an unsigned post answered HTTP {unsigned.status_code}"
+    )
+
+
+def show_members(
+    emulator: EmulatorServer, store: Store, leaving: list[int], joining: list[int]
+) -> bool:
+    from attentive_sync.sources.loyalty import load_customers
+
+    table = Table(title="What Attentive (the emulator) holds for the changed customers")
+    for column in ("customer", "email", "phone", "change", "vip"):
+        table.add_column(column)
+    ok = True
+    for cid, change, expected in [(c, "exited vip", False) for c in leaving] + [
+        (c, "entered vip", True) for c in joining
+    ]:
+        (row,) = load_customers(store.engine, [cid])
+        user = emulator.state.find_user(email=row["email"].strip())
+        value = (user or {}).get("attributes", {}).get("custom", {}).get("vip")
+        ok &= value is expected
+        table.add_row(
+            str(cid),
+            mask_email(row["email"]),
+            mask_phone(row["phone"] or ""),
+            change,
+            f"[{'green' if value is expected else 'red'}]{value}",
+        )
+    console.print(table)
+    stats = emulator.state.stats()
+    console.print(
+        f"emulator: {stats['users']:,} users, {stats['events']} custom events, jobs {stats['jobs']}"
+    )
+    return ok
+
+
+def show_quarantine(store: Store) -> None:
+    table = Table(title="Quarantine (records that can never succeed, with their reason)")
+    table.add_column("reason")
+    table.add_column("records", justify="right")
+    for reason, count in sorted(store.quarantine.summary().items()):
+        table.add_row(reason, f"{count:,}")
+    console.print(table)
+
+
+def main() -> int:
+    db_url = prepare_environment()
+    with EmulatorServer(EmulatorConfig(job_delay=0.5)) as emulator:
+        os.environ["ATTENTIVE_BASE_URL"] = emulator.base_url
+        store = Store.from_url(db_url)
+        step(f"State store and demo program ({CUSTOMERS:,} customers) in {WORKDIR.name}/")
+        store.init()
+        report = seed_program(store.engine, CUSTOMERS, seed=42)
+        console.print(report)
+        intake = IntakeThread(store)
+        step("audience-backfill")
+        run_flow("audience-backfill", wait_seconds=60)
+        step("audience-incremental (after 3 exits, 3 enters and an unsendable phone)")
+        leaving, joining = queue_deltas(intake, store)
+        run_flow("audience-incremental", wait_seconds=30)
+        step("loyalty-events (signed webhooks through the intake)")
+        post_events(intake, store)
+        run_flow("loyalty-events", wait_seconds=30)
+        step("reward-reminder, run twice for the same interval")
+        run_flow("reward-reminder", wait_seconds=60)
+        second = run_flow("reward-reminder", wait_seconds=60)
+        step("expiry-notice")
+        run_flow("expiry-notice", as_of=(datetime.now(timezone.utc) + timedelta(days=20)).date())
+        step("Result")
+        ok = show_members(emulator, store, leaving, joining)
+        show_quarantine(store)
+        ok &= second.get("claimed", 0) == 0
+        intake.server.should_exit = True
+    console.print("[bold green]demo complete" if ok else "[bold red]demo found a problem")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
