@@ -48,7 +48,7 @@ def test_objects_rejected(value):
 
 def test_overlong_name_rejected():
     with pytest.raises(RecordRejected):
-        custom_value("n" * 256, 1)
+        custom_value("n" * 201, 1)
 
 
 def test_missing_values_dropped():

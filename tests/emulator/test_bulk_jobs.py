@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from support.program import Emulator, user
+from .conftest import Emulator, user
 
 
 def results(emu: Emulator, job_id: str) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from support.program import user
+from .conftest import user
 
 EVENT = {
     "type": "Tier Upgraded",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from support.program import user
+from .conftest import user
 
 
 def test_error_rate_one_answers_5xx_without_side_effects(make_emulator: Any) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 from anyio.from_thread import BlockingPortal
-from support.program import user
+from .conftest import user
 
 
 def test_users_list_filters_and_pages(make_emulator: Any) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
-from support.program import user
+from .conftest import user
 
 from attentive_sync.emulator import ManualClock
 from attentive_sync.emulator.ratelimit import SlidingWindowLimiter

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from support.program import AUTH, user
+from .conftest import AUTH, user
 
 from attentive_sync.emulator import EmulatorConfig, EmulatorServer
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from jsonschema import Draft4Validator
-from support.program import user
+from .conftest import user
 
 from attentive_sync.emulator.contract import SchemaCheck, close_objects, registry
 from attentive_sync.emulator.rules import E164

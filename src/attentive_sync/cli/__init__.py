@@ -25,6 +25,18 @@ def _register() -> None:
     from attentive_sync.cli import attentive_cmds
 
     attentive_cmds.register(app)
+    from attentive_sync.cli import data_cmds
+
+    data_cmds.register(app)
+    from attentive_sync.cli import store_cmds
+
+    store_cmds.register(app)
+    from attentive_sync.cli import run_cmds
+
+    run_cmds.register(app)
+    from attentive_sync.cli import emulator_cmd
+
+    emulator_cmd.register(app)
 
 
 _register()

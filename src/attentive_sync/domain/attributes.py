@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from attentive_sync.domain.errors import INVALID_ATTRIBUTE, RecordRejected
 
-MAX_ATTRIBUTE_NAME = 255
+MAX_ATTRIBUTE_NAME = 200  # the v1 contract's maximum
 Scalar = str | int | float | bool
 
 # Flat name users map to -> (group in the v2 body, key in the group, type).

@@ -1,0 +1,59 @@
+"""Loading loyalty events from a JSON Lines file: one webhook envelope per line.
+
+A file from an export or a replay is rarely perfect. Each bad line is reported with its
+number and skipped; the good lines are stored (in batches, idempotently, so running the
+same file twice stores nothing new).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+
+from attentive_sync.intake.app import Enqueuer
+from attentive_sync.intake.payloads import PayloadError, parse_event
+from attentive_sync.store.records import NewEvent
+
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class InvalidLine:
+    line_number: int
+    reason: str
+
+
+@dataclass
+class IngestReport:
+    stored: int = 0
+    duplicates: int = 0
+    invalid: list[InvalidLine] = field(default_factory=list)
+
+
+def _valid_events(lines: Iterable[str], report: IngestReport) -> Iterator[NewEvent]:
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield parse_event(line)
+        except PayloadError as exc:
+            report.invalid.append(InvalidLine(number, str(exc)))
+
+
+def ingest_lines(events: Enqueuer, lines: Iterable[str]) -> IngestReport:
+    """Store every valid envelope in ``lines``; returns the counts and the rejected lines."""
+    report = IngestReport()
+    valid = _valid_events(lines, report)
+    while batch := list(islice(valid, BATCH)):
+        result = events.enqueue(batch)
+        report.stored += result.stored
+        report.duplicates += result.duplicates
+    return report
+
+
+def ingest_jsonl(events: Enqueuer, path: Path) -> IngestReport:
+    """``ingest_lines`` over a file, read lazily so its size does not matter."""
+    with path.open(encoding="utf-8") as lines:
+        return ingest_lines(events, lines)

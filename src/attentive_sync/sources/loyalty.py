@@ -1,0 +1,183 @@
+"""Readers over the reference schema, used by the flows.
+
+Every reader takes an ``Engine`` or a ``Connection``: with an engine each call (and each
+page of a paginated read) borrows a connection only for as long as its query runs, so a
+caller that spends minutes sending a page to Attentive holds no database connection.
+
+Large reads are keyset-paginated (``WHERE id > :after ORDER BY id LIMIT :n``) rather than
+OFFSET-paginated: every page costs one index range scan no matter how deep the walk is, and
+the last id of a page is a checkpoint a restarted run resumes from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, Connection, Engine, Select, func, select
+
+from attentive_sync.sources.errors import SourceDataError
+from attentive_sync.sources.schema import (
+    audience_members,
+    audiences,
+    customers,
+    points_ledger,
+    program_settings,
+    rewards,
+    tiers,
+)
+
+Bind = Engine | Connection
+
+# Far below SQLite's bound-parameter ceiling (32766) and PostgreSQL's (65535), and small
+# enough that an IN list stays a cheap index probe.
+_IN_CHUNK = 900
+
+
+@dataclass(frozen=True)
+class ProgramSettings:
+    """The program's single settings row."""
+
+    points_expiry_enabled: bool
+    expiry_period_days: int
+    expiry_notice_days: int
+    reward_reminder_enabled_at: datetime | None
+
+
+@contextmanager
+def _connected(bind: Bind) -> Iterator[Connection]:
+    if isinstance(bind, Connection):
+        yield bind
+    else:
+        with bind.connect() as conn:
+            yield conn
+
+
+def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
+    unique = sorted(set(ids))
+    for start in range(0, len(unique), _IN_CHUNK):
+        yield unique[start : start + _IN_CHUNK]
+
+
+def _keyset_pages(
+    bind: Bind, query: Select[Any], key: Column[Any], after: int, page_size: int
+) -> Iterator[list[int]]:
+    if page_size < 1:
+        raise ValueError(f"page_size must be at least 1, got {page_size}")
+    while True:
+        with _connected(bind) as conn:
+            page = list(conn.scalars(query.where(key > after).order_by(key).limit(page_size)))
+        if not page:
+            return
+        yield page
+        if len(page) < page_size:
+            return
+        after = page[-1]
+
+
+def iter_audience_member_pages(
+    bind: Bind, audience: str, after_customer_id: int = 0, page_size: int = 1000
+) -> Iterator[list[int]]:
+    """Yield the audience's member ids in ascending pages, starting after ``after_customer_id``."""
+    key = audience_members.c.customer_id
+    query = select(key).where(audience_members.c.audience_slug == audience)
+    return _keyset_pages(bind, query, key, after_customer_id, page_size)
+
+
+def iter_customer_id_pages(
+    bind: Bind, after_customer_id: int = 0, page_size: int = 1000
+) -> Iterator[list[int]]:
+    """Yield every program customer's id in ascending pages (for program-wide notices)."""
+    key = customers.c.customer_id
+    return _keyset_pages(bind, select(key), key, after_customer_id, page_size)
+
+
+def audience_slugs(bind: Bind) -> list[str]:
+    """The slugs of the audiences the program defines, sorted."""
+    with _connected(bind) as conn:
+        return list(conn.scalars(select(audiences.c.slug).order_by(audiences.c.slug)))
+
+
+def load_customers(bind: Bind, ids: Iterable[int]) -> list[dict[str, Any]]:
+    """Profile rows for ``ids`` (ascending by id; unknown ids are simply absent).
+
+    Values are as stored: ``phone`` raw, ``favorite_categories`` JSON array text.
+    """
+    rows: list[dict[str, Any]] = []
+    with _connected(bind) as conn:
+        for chunk in _chunks(ids):
+            query = (
+                select(customers)
+                .where(customers.c.customer_id.in_(chunk))
+                .order_by(customers.c.customer_id)
+            )
+            rows.extend(dict(r) for r in conn.execute(query).mappings())
+    return rows
+
+
+def points_balances(bind: Bind, ids: Iterable[int]) -> dict[int, int]:
+    """Points balance per customer: the sum of approved entries; 0 for ids with none."""
+    wanted = set(ids)
+    balances = dict.fromkeys(wanted, 0)
+    total = func.sum(points_ledger.c.points)
+    with _connected(bind) as conn:
+        for chunk in _chunks(wanted):
+            query = (
+                select(points_ledger.c.customer_id, total)
+                .where(points_ledger.c.customer_id.in_(chunk))
+                .where(points_ledger.c.status == "approved")
+                .group_by(points_ledger.c.customer_id)
+            )
+            balances.update({cid: int(points) for cid, points in conn.execute(query)})
+    return balances
+
+
+def points_approved_between(
+    bind: Bind, ids: Iterable[int], start: datetime, end: datetime
+) -> dict[int, int]:
+    """Points each customer earned and had approved with ``created_at`` in ``[start, end)``."""
+    wanted = set(ids)
+    earned = dict.fromkeys(wanted, 0)
+    ledger = points_ledger.c
+    with _connected(bind) as conn:
+        for chunk in _chunks(wanted):
+            query = (
+                select(ledger.customer_id, func.sum(ledger.points))
+                .where(ledger.customer_id.in_(chunk))
+                .where(ledger.kind == "earned", ledger.status == "approved")
+                .where(ledger.created_at >= start, ledger.created_at < end)
+                .group_by(ledger.customer_id)
+            )
+            earned.update({cid: int(points) for cid, points in conn.execute(query)})
+    return earned
+
+
+def load_rewards(bind: Bind) -> list[dict[str, Any]]:
+    """Every reward, sendable or not, by ``reward_id``; callers apply the offer rules."""
+    with _connected(bind) as conn:
+        query = select(rewards).order_by(rewards.c.reward_id)
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def load_tiers(bind: Bind) -> list[dict[str, Any]]:
+    """The tiers from lowest to highest ``position``."""
+    with _connected(bind) as conn:
+        query = select(tiers).order_by(tiers.c.position)
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def load_program_settings(bind: Bind) -> ProgramSettings:
+    """The settings row (``id = 1``); its absence is a data error, not a default."""
+    with _connected(bind) as conn:
+        row = conn.execute(select(program_settings).where(program_settings.c.id == 1)).first()
+    if row is None:
+        raise SourceDataError("program_settings has no row with id = 1; the program is not set up")
+    return ProgramSettings(
+        points_expiry_enabled=bool(row.points_expiry_enabled),
+        expiry_period_days=int(row.expiry_period_days),
+        expiry_notice_days=int(row.expiry_notice_days),
+        reward_reminder_enabled_at=row.reward_reminder_enabled_at,
+    )

@@ -1,0 +1,188 @@
+"""The reference loyalty schema: the tables (or views) the engine reads a program from.
+
+Table and column names are a contract. A brand whose loyalty data lives in another shape
+creates SQL views with these names and columns; nothing else in the engine changes.
+See ``SCHEMA.md`` beside this module for the meaning of every column.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+# SQLite only aliases the rowid for a column declared exactly INTEGER PRIMARY KEY; a BIGINT
+# key would add a second B-tree, which doubles the work of seeding ten million ledger rows.
+RowId = BigInteger().with_variant(Integer(), "sqlite")
+
+REWARD_KINDS: tuple[str, ...] = (
+    "discount_voucher",
+    "free_shipping",
+    "gift_card",
+    "custom",
+    "point_slider",
+    "free_product_voucher",
+    "seamless_free_product",
+)
+# Attentive messages cannot express these rewards, so they are never offered to a customer.
+UNSENDABLE_REWARD_KINDS: frozenset[str] = frozenset(
+    {"point_slider", "free_product_voucher", "seamless_free_product"}
+)
+LEDGER_KINDS: tuple[str, ...] = ("earned", "spent", "expired")
+LEDGER_STATUSES: tuple[str, ...] = ("pending", "approved", "void")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC in Python.
+
+    SQLite has no timezone type: values are stored as naive UTC text, so that text order is
+    time order and range filters stay correct. PostgreSQL stores ``timestamptz``. Either
+    way a reader gets an aware UTC datetime back, and a naive value is refused on write
+    rather than guessed at.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given; pass an aware UTC value")
+        utc = value.astimezone(timezone.utc)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+# Same names as the hand-written migration, so the two can be compared constraint by constraint.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("customer_id", RowId, primary_key=True, autoincrement=False),
+    Column("phone", Text),
+    Column("email", Text),
+    Column("client_user_id", Text),
+    Column("shopify_id", Text),
+    Column("klaviyo_id", Text),
+    Column("first_name", Text),
+    Column("last_name", Text),
+    Column("city", Text),
+    Column("state", Text),
+    Column("zip", Text),
+    Column("country", Text),
+    Column("date_of_birth", Date),
+    Column("enrolled_at", UtcDateTime(), nullable=False),
+    Column("last_activity_at", UtcDateTime()),
+    Column("tier", Text),
+    Column("insights_segment", Text),
+    Column("favorite_categories", Text),
+)
+
+audiences = Table(
+    "audiences",
+    metadata,
+    Column("slug", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+audience_members = Table(
+    "audience_members",
+    metadata,
+    Column("audience_slug", Text, ForeignKey("audiences.slug"), nullable=False),
+    Column("customer_id", BigInteger, ForeignKey("customers.customer_id"), nullable=False),
+    Column("joined_at", UtcDateTime(), nullable=False),
+    # The key order makes "members of one audience, in customer order" an index range scan,
+    # which is what keyset pagination walks.
+    PrimaryKeyConstraint("audience_slug", "customer_id"),
+    Index("ix_audience_members_customer_id", "customer_id"),
+)
+
+points_ledger = Table(
+    "points_ledger",
+    metadata,
+    Column("entry_id", RowId, primary_key=True, autoincrement=False),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("points", Integer, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("approved_at", UtcDateTime()),
+    # Leads with customer_id, so it also serves every per-customer lookup; a separate
+    # single-column index would only slow down writes.
+    Index("ix_points_ledger_customer_created", "customer_id", "created_at"),
+)
+
+rewards = Table(
+    "rewards",
+    metadata,
+    Column("reward_id", Integer, primary_key=True, autoincrement=False),
+    Column("title", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("cost_points", Integer, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("in_stock", Boolean, nullable=False),
+    Column("actionable", Boolean, nullable=False),
+)
+
+tiers = Table(
+    "tiers",
+    metadata,
+    Column("tier_id", Integer, primary_key=True, autoincrement=False),
+    Column("name", Text, nullable=False, unique=True),
+    Column("position", Integer, nullable=False),
+    Column("lower_bound", Integer, nullable=False),
+    Column("upper_bound", Integer),
+)
+
+program_settings = Table(
+    "program_settings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("points_expiry_enabled", Boolean, nullable=False),
+    Column("expiry_period_days", Integer, nullable=False),
+    Column("expiry_notice_days", Integer, nullable=False),
+    Column("reward_reminder_enabled_at", UtcDateTime()),
+)
+
+# Parents before children: the order to create and fill; reversed, the order to clear.
+REFERENCE_TABLES: tuple[Table, ...] = (
+    customers,
+    audiences,
+    audience_members,
+    points_ledger,
+    rewards,
+    tiers,
+    program_settings,
+)

@@ -1,0 +1,75 @@
+"""The ledger of what Attentive accepted: the last value of each attribute per customer.
+
+Written when a job settles, so the engine can tell what Attentive already holds (and
+skip re-sending it) without asking Attentive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from attentive_sync.store import _sql
+from attentive_sync.store.tables import accepted_attributes
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedAttribute:
+    customer_id: int
+    name: str
+    value: Any
+    job_id: str
+    accepted_at: datetime
+
+
+class AcceptedAttributes:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def record_many(self, records: Iterable[AcceptedAttribute]) -> int:
+        """Upsert accepted values; returns how many (customer, name) pairs were given.
+
+        Latest wins by ``accepted_at``: a job that settles late must not overwrite a value
+        a newer job already set.
+        """
+        latest: dict[tuple[int, str], AcceptedAttribute] = {}
+        for record in records:
+            key = (record.customer_id, record.name)
+            if key not in latest or record.accepted_at >= latest[key].accepted_at:
+                latest[key] = record
+        rows = [
+            {
+                "customer_id": r.customer_id,
+                "name": r.name,
+                "value": r.value,
+                "job_id": r.job_id,
+                "accepted_at": r.accepted_at,
+            }
+            for r in latest.values()
+        ]
+        table = accepted_attributes
+        with self._engine.begin() as conn:
+            for chunk in _sql.chunks(rows):
+                stmt = _sql.upsert_insert(conn, table)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=[table.c.customer_id, table.c.name],
+                    set_={
+                        "value": stmt.excluded.value,
+                        "job_id": stmt.excluded.job_id,
+                        "accepted_at": stmt.excluded.accepted_at,
+                    },
+                    where=stmt.excluded.accepted_at >= table.c.accepted_at,
+                )
+                conn.execute(stmt, chunk)
+        return len(rows)
+
+    def for_customer(self, customer_id: int) -> dict[str, Any]:
+        """Attribute name -> last accepted value, for one customer."""
+        table = accepted_attributes
+        stmt = select(table.c.name, table.c.value).where(table.c.customer_id == customer_id)
+        with self._engine.connect() as conn:
+            return {name: value for name, value in conn.execute(stmt)}

@@ -1,0 +1,113 @@
+"""One way to open the state store, whatever the URL, and one way to create or upgrade it.
+
+``sqlite:///path`` is the zero-setup default: WAL so readers never wait for the writer,
+a busy timeout so concurrent writers queue instead of failing, foreign keys on, and every
+transaction opened with ``BEGIN IMMEDIATE`` so two workers never both read a queue row
+as free and then both take it. ``postgresql+psycopg://`` is for production and several
+workers; there row locks (``FOR UPDATE SKIP LOCKED``) do that job.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError
+
+from attentive_sync.settings import SyncSettings
+from attentive_sync.store.errors import UnsupportedDatabaseError
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Any fixed number: it names the PostgreSQL advisory lock that serialises schema upgrades
+# when several workers start at once.
+_MIGRATION_LOCK_ID = 0x617474656E74
+
+
+def normalise_url(url: str | URL | None = None) -> URL:
+    """Parse a store URL, defaulting to the settings; bare ``postgresql://`` gets psycopg 3."""
+    try:
+        parsed = make_url(url if url is not None else SyncSettings().db_url)
+    except ArgumentError as exc:
+        # The text is not echoed back: it may hold a password.
+        raise UnsupportedDatabaseError(
+            "the state store URL could not be parsed; expected sqlite:///PATH "
+            "or postgresql://USER@HOST/DATABASE"
+        ) from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise UnsupportedDatabaseError(
+            f"the state store runs on sqlite:/// or postgresql:// URLs, not {parsed.drivername}"
+        )
+    return parsed
+
+
+def make_engine(url: str | URL | None = None, **engine_kwargs: Any) -> Engine:
+    """Create an engine for the store; SQLite connections get the pragmas described above."""
+    parsed = normalise_url(url)
+    engine = create_engine(parsed, **engine_kwargs)
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module, which would otherwise
+        # open deferred transactions on its own and defeat BEGIN IMMEDIATE below.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic configuration pointing at the packaged migrations; no ini file needed."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str | None:
+    """The newest revision the installed code knows."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, or None when it was never initialised."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Upgrade the schema in place to ``revision``; already there is a no-op."""
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            lock = text("SELECT pg_advisory_xact_lock(:id)")
+            connection.execute(lock, {"id": _MIGRATION_LOCK_ID})
+        command.upgrade(alembic_config(connection), revision)
+
+
+def init_db(url: str | URL | None = None) -> str | None:
+    """Create the store or upgrade it in place; returns the revision it is now at."""
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+        return current_revision(engine)
+    finally:
+        engine.dispose()

@@ -1,0 +1,192 @@
+"""Bulk jobs submitted to Attentive and the records each one carries.
+
+A job is recorded the moment Attentive returns its id, before any waiting, together with
+its items and the inflight marking of the queue rows it carries, in one transaction: a
+crash after that point resumes polling the job instead of losing or re-sending it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, Table, func, insert, literal, select, update
+from sqlalchemy.engine import Connection
+
+from attentive_sync.store import _sql
+from attentive_sync.store.errors import InvalidRecordError, JobAlreadyRecordedError, UnknownJobError
+from attentive_sync.store.queue import set_inflight
+from attentive_sync.store.tables import JOB_KINDS, SOURCE_KINDS, bulk_job_items, bulk_jobs
+from attentive_sync.store.types import as_of, aware
+
+SUBMITTED = "SUBMITTED"
+
+
+@dataclass(frozen=True, slots=True)
+class JobItem:
+    """One record of a bulk request, at its position in the request; ``source_ref`` points
+    back to where it came from (a delta or event seq, a backfill member, a notice)."""
+
+    customer_id: int
+    source_kind: str
+    source_ref: str
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BulkJob:
+    job_id: str
+    kind: str
+    status: str
+    submitted_at: datetime
+    finished_at: datetime | None
+    record_count: int
+    accepted: int | None
+    rejected: int | None
+    settled: bool
+    run_label: str | None
+
+
+class JobRepository:
+    """Record, follow and settle bulk jobs."""
+
+    def __init__(self, engine: Engine, queues: Mapping[str, Table]) -> None:
+        self._engine = engine
+        self._queues = queues
+
+    def record_job(
+        self,
+        job_id: str,
+        kind: str,
+        items: Sequence[JobItem],
+        run_label: str | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> BulkJob:
+        """Record a submitted job, its items, and mark the queue rows it carries inflight."""
+        _check_job(kind, items, self._queues.keys())
+        now = as_of(now)
+        with self._engine.begin() as conn:
+            stmt = _sql.upsert_insert(conn, bulk_jobs).on_conflict_do_nothing()
+            values = {
+                "job_id": job_id,
+                "kind": kind,
+                "status": SUBMITTED,
+                "submitted_at": now,
+                "record_count": len(items),
+                "settled": False,
+                "run_label": run_label,
+            }
+            inserted = conn.execute(stmt.values(**values).returning(bulk_jobs.c.job_id))
+            if inserted.first() is None:
+                raise JobAlreadyRecordedError(f"bulk job {job_id} was already recorded")
+            _insert_items(conn, job_id, items)
+            for source_kind, table in self._queues.items():
+                refs = [int(i.source_ref) for i in items if i.source_kind == source_kind]
+                set_inflight(conn, table, refs, job_id)
+        return self.get(job_id)
+
+    def get(self, job_id: str) -> BulkJob:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(bulk_jobs).where(bulk_jobs.c.job_id == job_id)).mappings()
+            found = row.first()
+        if found is None:
+            raise UnknownJobError(f"no bulk job {job_id} was recorded")
+        return BulkJob(**found)
+
+    def list_unsettled(self, kind: str | None = None) -> list[BulkJob]:
+        """Jobs whose results were not applied yet, oldest first: what a run resumes."""
+        stmt = select(bulk_jobs).where(bulk_jobs.c.settled.is_(False))
+        if kind is not None:
+            stmt = stmt.where(bulk_jobs.c.kind == kind)
+        stmt = stmt.order_by(bulk_jobs.c.submitted_at, bulk_jobs.c.job_id)
+        with self._engine.connect() as conn:
+            return [BulkJob(**row) for row in conn.execute(stmt).mappings()]
+
+    def update_status(
+        self, job_id: str, status: str, *, finished_at: datetime | None = None
+    ) -> None:
+        """Store the latest status Attentive reported (a free string: kept as given)."""
+        values: dict[str, Any] = {"status": status}
+        if finished_at is not None:
+            values["finished_at"] = aware(finished_at, "finished_at")
+        self._update(job_id, values)
+
+    def mark_settled(
+        self, job_id: str, accepted: int, rejected: int, *, now: datetime | None = None
+    ) -> None:
+        """The job's per-record results were applied to the queues and ledgers."""
+        # Keep the finish time the status poll saw; settling later must not move it.
+        finished = func.coalesce(
+            bulk_jobs.c.finished_at, literal(as_of(now), bulk_jobs.c.finished_at.type)
+        )
+        values = {"accepted": accepted, "rejected": rejected, "settled": True}
+        self._update(job_id, {**values, "finished_at": finished})
+
+    def items(self, job_id: str) -> list[JobItem]:
+        """The job's records in request order (Attentive reports results by that index)."""
+        stmt = (
+            select(bulk_job_items)
+            .where(bulk_job_items.c.job_id == job_id)
+            .order_by(bulk_job_items.c.idx)
+        )
+        with self._engine.connect() as conn:
+            return [
+                JobItem(row.customer_id, row.source_kind, row.source_ref, row.attributes)
+                for row in conn.execute(stmt)
+            ]
+
+    def carried(self, source_kind: str, refs: Sequence[str]) -> set[str]:
+        """Which of ``refs`` a recorded job already carries: what a resumed run must skip."""
+        found: set[str] = set()
+        t = bulk_job_items.c
+        with self._engine.connect() as conn:
+            for among in _sql.member_of(conn, t.source_ref, refs):
+                stmt = select(t.source_ref).where(t.source_kind == source_kind, among)
+                found.update(conn.execute(stmt).scalars())
+        return found
+
+    def _update(self, job_id: str, values: Mapping[str, Any]) -> None:
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(bulk_jobs).where(bulk_jobs.c.job_id == job_id).values(**values)
+            )
+        if result.rowcount != 1:
+            raise UnknownJobError(f"no bulk job {job_id} was recorded")
+
+
+def _check_job(kind: str, items: Sequence[JobItem], queue_kinds: Iterable[str]) -> None:
+    if kind not in JOB_KINDS:
+        raise InvalidRecordError(f"job kind must be one of {', '.join(JOB_KINDS)}, got {kind!r}")
+    if not items:
+        raise InvalidRecordError("a bulk job carries at least one record")
+    for item in items:
+        if item.source_kind not in SOURCE_KINDS:
+            raise InvalidRecordError(f"unknown source_kind {item.source_kind!r}")
+        try:
+            json.dumps(dict(item.attributes))
+        except (TypeError, ValueError) as exc:
+            raise InvalidRecordError(f"attributes of customer {item.customer_id}: {exc}") from exc
+        if item.source_kind in queue_kinds and not item.source_ref.isdigit():
+            raise InvalidRecordError(
+                f"a {item.source_kind} source_ref is its queue seq, not {item.source_ref!r}"
+            )
+
+
+def _insert_items(conn: Connection, job_id: str, items: Sequence[JobItem]) -> None:
+    rows = [
+        {
+            "job_id": job_id,
+            "idx": idx,
+            "customer_id": item.customer_id,
+            "source_kind": item.source_kind,
+            "source_ref": item.source_ref,
+            "attributes": dict(item.attributes),
+        }
+        for idx, item in enumerate(items)
+    ]
+    for chunk in _sql.chunks(rows):
+        conn.execute(insert(bulk_job_items), chunk)

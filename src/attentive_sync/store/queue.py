@@ -1,0 +1,248 @@
+"""The durable queue behind both the audience deltas and the loyalty events.
+
+A row moves ``pending -> leased -> inflight -> done``; ``nack`` sends it back to pending
+for a later attempt, ``quarantine`` parks it for a person. Two rules hold however many
+workers lease at once:
+
+* a row is taken by one worker at a time (PostgreSQL: ``FOR UPDATE SKIP LOCKED``;
+  SQLite: every transaction is ``BEGIN IMMEDIATE``, so leases run one after another);
+* a customer's changes reach Attentive in queue order: a row is not leasable while an
+  earlier row of the same customer is leased, inflight, or waiting for a retry. (Any
+  such row holds the customer back, earlier or later: a replayed old row waits for the
+  customer's newer row in flight, so one customer never has two leases out at once.)
+  One lease may take several consecutive rows of a customer; that worker keeps them in
+  order (the batcher flushes before a second change of a user).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Generic, Protocol, TypeVar
+
+from sqlalchemy import Engine, Table, func, select, update
+from sqlalchemy.engine import Connection
+
+from attentive_sync.masking import mask_text
+from attentive_sync.store import _sql
+from attentive_sync.store._lease import keep_customer_order, takeable_rows
+from attentive_sync.store._requeue import requeue
+from attentive_sync.store.quarantine import insert_entries
+from attentive_sync.store.records import QueuedDelta, QueuedEvent
+from attentive_sync.store.tables import INFLIGHT_STATES, QUEUE_STATES, UNFINISHED_STATES
+from attentive_sync.store.types import as_of, aware
+
+MAX_LEASE = 5_000
+
+
+class Enqueueable(Protocol):
+    @property
+    def key(self) -> str: ...
+
+    def values(self) -> dict[str, Any]: ...
+
+
+N = TypeVar("N", bound=Enqueueable)
+R = TypeVar("R", QueuedDelta, QueuedEvent)
+
+
+@dataclass(frozen=True)
+class QueueSpec(Generic[N, R]):
+    """What differs between the queues: the table, its idempotency key, the row type.
+
+    ``supersede_key`` names the columns that make a later row overtake an earlier one
+    (a customer's later change to the same audience); empty when rows never overtake
+    (events are facts, each worth sending).
+    """
+
+    table: Table
+    key_column: str
+    source_kind: str
+    row_type: type[R]
+    supersede_key: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    stored: int
+    duplicates: int
+
+
+class Queue(Generic[N, R]):
+    """Lease/ack access to one queue table."""
+
+    def __init__(self, engine: Engine, spec: QueueSpec[N, R]) -> None:
+        self._engine = engine
+        self.spec: QueueSpec[N, R] = spec
+        self._t = spec.table
+
+    def enqueue(self, items: Iterable[N], *, now: datetime | None = None) -> EnqueueResult:
+        """Store new items; an item whose key is already queued is acknowledged, not stored."""
+        now = as_of(now)
+        received = 0
+        unique: dict[str, dict[str, Any]] = {}
+        for item in items:
+            received += 1
+            values = {**item.values(), "enqueued_at": now, "next_attempt_at": now}
+            unique.setdefault(item.key, values)
+        stored = 0
+        with self._engine.begin() as conn:
+            for chunk in _sql.chunks(unique.values()):
+                stmt = _sql.upsert_insert(conn, self._t).on_conflict_do_nothing(
+                    index_elements=[self.spec.key_column]
+                )
+                stored += len(conn.execute(stmt.returning(self._t.c.seq), chunk).all())
+        return EnqueueResult(stored=stored, duplicates=received - stored)
+
+    def lease(
+        self, limit: int, lease_seconds: float, owner: str, now: datetime | None = None
+    ) -> list[R]:
+        """Take up to ``limit`` rows in queue order for ``owner`` until the lease expires."""
+        if not 1 <= limit <= MAX_LEASE:
+            raise ValueError(f"limit must be between 1 and {MAX_LEASE}, got {limit}")
+        if lease_seconds <= 0:
+            raise ValueError(f"lease_seconds must be positive, got {lease_seconds}")
+        now = as_of(now)
+        expires = now + timedelta(seconds=lease_seconds)
+        with self._engine.begin() as conn:
+            candidates = conn.execute(takeable_rows(self._t, limit, now)).mappings().all()
+            taken = keep_customer_order(conn, self._t, candidates)
+            seqs = [row["seq"] for row in taken]
+            for among in _sql.member_of(conn, self._t.c.seq, seqs):
+                conn.execute(
+                    update(self._t)
+                    .where(among)
+                    .values(state="leased", lease_owner=owner, lease_expires_at=expires)
+                )
+        leased = {"state": "leased", "lease_owner": owner, "lease_expires_at": expires}
+        return [self.spec.row_type.from_mapping({**row, **leased}) for row in taken]
+
+    def mark_inflight(self, seqs: Sequence[int], job_id: str) -> int:
+        """Record that job ``job_id`` carries these leased rows; returns how many moved."""
+        with self._engine.begin() as conn:
+            return set_inflight(conn, self._t, seqs, job_id)
+
+    def ack(self, seqs: Sequence[int]) -> int:
+        """Attentive accepted these rows: they are done."""
+        return self._transition(seqs, {"state": "done", "lease_expires_at": None})
+
+    def nack(self, seqs: Sequence[int], error: str, retry_at: datetime) -> int:
+        """Send these rows back to pending, to be leased again from ``retry_at``."""
+        return self._transition(
+            seqs,
+            {
+                "state": "pending",
+                "attempts": self._t.c.attempts + 1,
+                "next_attempt_at": aware(retry_at, "retry_at"),
+                "last_error": mask_text(error),
+                "lease_owner": None,
+                "lease_expires_at": None,
+                "job_id": None,
+            },
+        )
+
+    def _transition(self, seqs: Sequence[int], values: Mapping[str, Any]) -> int:
+        moved = 0
+        with self._engine.begin() as conn:
+            for among in _sql.member_of(conn, self._t.c.seq, seqs):
+                result = conn.execute(
+                    update(self._t)
+                    .where(among, self._t.c.state.in_(("leased", "inflight")))
+                    .values(**values)
+                )
+                moved += result.rowcount
+        return moved
+
+    def quarantine(
+        self,
+        seqs: Sequence[int],
+        reason_code: str,
+        detail: str,
+        *,
+        payloads: Mapping[int, Any] | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        """Park rows that can never succeed, with a reason, for a person to look at.
+
+        ``payloads`` (by seq) is what to keep for that person, e.g. the mapped record
+        Attentive refused; the queue row itself is kept otherwise. Either is masked.
+        """
+        now = as_of(now)
+        with self._engine.begin() as conn:
+            rows = [self.spec.row_type.from_mapping(r) for r in self._open_rows(conn, seqs)]
+            entries = [
+                {
+                    "source_kind": self.spec.source_kind,
+                    "source_ref": str(row.seq),
+                    "customer_id": row.customer_id,
+                    "reason_code": reason_code,
+                    "detail": detail,
+                    "payload": (payloads or {}).get(row.seq, row.quarantine_payload()),
+                }
+                for row in rows
+            ]
+            insert_entries(conn, entries, now)
+            for among in _sql.member_of(conn, self._t.c.seq, [row.seq for row in rows]):
+                conn.execute(
+                    update(self._t)
+                    .where(among)
+                    .values(
+                        state="quarantined",
+                        last_error=mask_text(f"{reason_code}: {detail}"),
+                        lease_expires_at=None,
+                    )
+                )
+        return len(rows)
+
+    def _open_rows(self, conn: Connection, seqs: Sequence[int]) -> list[Any]:
+        t = self._t
+        rows: list[Any] = []
+        for among in _sql.member_of(conn, t.c.seq, seqs):
+            stmt = select(t).where(among, t.c.state.in_(UNFINISHED_STATES))
+            rows.extend(conn.execute(stmt.with_for_update(of=t)).mappings())
+        return sorted(rows, key=lambda row: row["seq"])
+
+    def requeue_quarantined(
+        self, conn: Connection, seqs: Sequence[int], now: datetime
+    ) -> tuple[list[int], list[int]]:
+        """Inside the caller's transaction, put quarantined rows back to pending with
+        attempts reset; returns (requeued, superseded) seqs (see ``_requeue``)."""
+        return requeue(conn, self._t, self.spec.supersede_key, seqs, now)
+
+    def get(self, seqs: Sequence[int]) -> list[R]:
+        """The rows with these seqs, in queue order."""
+        rows: list[R] = []
+        with self._engine.connect() as conn:
+            for among in _sql.member_of(conn, self._t.c.seq, seqs):
+                result = conn.execute(select(self._t).where(among))
+                rows.extend(self.spec.row_type.from_mapping(row) for row in result.mappings())
+        return sorted(rows, key=lambda row: row.seq)
+
+    def rows_for_job(self, job_id: str) -> list[R]:
+        """The inflight rows a bulk job carries, to settle or release them."""
+        inflight = self._t.c.state.in_(_sql.literal_in("inflight", INFLIGHT_STATES))
+        stmt = select(self._t).where(self._t.c.job_id == job_id, inflight)
+        with self._engine.connect() as conn:
+            result = conn.execute(stmt.order_by(self._t.c.seq)).mappings()
+            return [self.spec.row_type.from_mapping(row) for row in result]
+
+    def counts(self) -> dict[str, int]:
+        """Rows per state, every state present (zero included) so reports add up."""
+        stmt = select(self._t.c.state, func.count()).group_by(self._t.c.state)
+        with self._engine.connect() as conn:
+            found = {state: count for state, count in conn.execute(stmt)}
+        return {state: found.get(state, 0) for state in QUEUE_STATES}
+
+
+def set_inflight(conn: Connection, table: Table, seqs: Sequence[int], job_id: str) -> int:
+    """Move leased rows to inflight under ``job_id``, inside the caller's transaction."""
+    moved = 0
+    for among in _sql.member_of(conn, table.c.seq, seqs):
+        result = conn.execute(
+            update(table)
+            .where(among, table.c.state == "leased")
+            .values(state="inflight", job_id=job_id, lease_expires_at=None)
+        )
+        moved += result.rowcount
+    return moved

@@ -1,0 +1,197 @@
+"""The engine's durable state, as SQLAlchemy Core tables.
+
+These definitions are what the code queries; ``migrations/versions/0001_engine_state.py``
+is the frozen DDL that creates them. ``tests/store/test_db.py`` proves the two agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
+from sqlalchemy.schema import SchemaItem
+
+from attentive_sync.store.types import JsonValue, RowId, UtcDateTime
+
+QUEUE_STATES: tuple[str, ...] = ("pending", "leased", "inflight", "done", "quarantined")
+# A row a lease may take: pending and due, or leased with an expired lease.
+TAKEABLE_STATES: tuple[str, ...] = ("pending", "leased")
+# A row whose change has not reached Attentive yet.
+UNFINISHED_STATES: tuple[str, ...] = ("pending", "leased", "inflight")
+# Rows that hold their customer back: held by a worker or a job, or waiting for a retry.
+HELD_STATES: tuple[str, ...] = ("leased", "inflight")
+WAITING_STATES: tuple[str, ...] = ("pending",)
+INFLIGHT_STATES: tuple[str, ...] = ("inflight",)
+DELTA_ACTIONS: tuple[str, ...] = ("enter", "exit")
+JOB_KINDS: tuple[str, ...] = (
+    "audience_backfill",
+    "audience_incremental",
+    "loyalty_profile",
+    "reward_reminder",
+    "expiry_notice",
+)
+SOURCE_KINDS: tuple[str, ...] = ("delta", "backfill", "event", "notice")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def _partial_index(name: str, states: tuple[str, ...], *columns: str) -> Index:
+    where = text(_one_of("state", states))
+    return Index(name, *columns, sqlite_where=where, postgresql_where=where)
+
+
+def _queue_columns() -> list[Column]:
+    """The lease bookkeeping both queues share; ``Queue`` relies on exactly these names."""
+    return [
+        Column("customer_id", BigInteger, nullable=False),
+        Column("occurred_at", UtcDateTime, nullable=False),
+        Column("enqueued_at", UtcDateTime, nullable=False),
+        Column("state", String(16), nullable=False, server_default="pending"),
+        Column("lease_owner", String(200)),
+        Column("lease_expires_at", UtcDateTime),
+        Column("attempts", Integer, nullable=False, server_default="0"),
+        Column("next_attempt_at", UtcDateTime, nullable=False),
+        Column("job_id", String(200)),
+        Column("last_error", Text),
+    ]
+
+
+def _queue_table(name: str, key: Column, *extra: SchemaItem) -> Table:
+    """A queue table whose ``seq`` is the queue order and ``key`` makes enqueue idempotent."""
+    return Table(
+        name,
+        metadata,
+        Column("seq", RowId, primary_key=True, autoincrement=True),
+        key,
+        *extra,
+        *_queue_columns(),
+        CheckConstraint(_one_of("state", QUEUE_STATES), name="state"),
+        # Partial indexes: done rows pile up forever and no lease query should walk them.
+        # open: the lease scan, takeable rows in queue order. held and retry: the few
+        # customers a lease must skip, found without reading the whole backlog.
+        # customer: the ordering re-check of a customer's unfinished rows. job: the rows
+        # an unsettled job carries.
+        _partial_index(f"ix_{name}_open", TAKEABLE_STATES, "seq"),
+        _partial_index(f"ix_{name}_held", HELD_STATES, "customer_id"),
+        _partial_index(f"ix_{name}_retry", WAITING_STATES, "next_attempt_at"),
+        _partial_index(f"ix_{name}_customer", UNFINISHED_STATES, "customer_id", "seq"),
+        _partial_index(f"ix_{name}_job", INFLIGHT_STATES, "job_id"),
+    )
+
+
+audience_deltas = _queue_table(
+    "audience_deltas",
+    Column("delta_key", String(200), nullable=False, unique=True),
+    Column("audience", String(200), nullable=False),
+    Column("action", String(8), nullable=False),
+    CheckConstraint(_one_of("action", DELTA_ACTIONS), name="action"),
+)
+
+loyalty_events = _queue_table(
+    "loyalty_events",
+    Column("event_id", String(200), nullable=False, unique=True),
+    Column("topic", String(64), nullable=False),
+    Column("payload", JsonValue, nullable=False),
+)
+
+bulk_jobs = Table(
+    "bulk_jobs",
+    metadata,
+    Column("job_id", String(200), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("submitted_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime),
+    Column("record_count", Integer, nullable=False),
+    Column("accepted", Integer),
+    Column("rejected", Integer),
+    Column("settled", Boolean, nullable=False, server_default=false()),
+    Column("run_label", String(200)),
+    CheckConstraint(_one_of("kind", JOB_KINDS), name="kind"),
+    Index("ix_bulk_jobs_settled_kind", "settled", "kind"),
+)
+
+bulk_job_items = Table(
+    "bulk_job_items",
+    metadata,
+    Column("job_id", String(200), primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("source_kind", String(16), nullable=False),
+    Column("source_ref", String(200), nullable=False),
+    Column("attributes", JsonValue, nullable=False),
+    CheckConstraint(_one_of("source_kind", SOURCE_KINDS), name="source_kind"),
+    # A resumed run asks which records a recorded job already carries.
+    Index("ix_bulk_job_items_source", "source_kind", "source_ref"),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("source_kind", String(16), nullable=False),
+    Column("source_ref", String(200), nullable=False),
+    Column("customer_id", BigInteger),
+    Column("reason_code", String(64), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("payload_masked", JsonValue),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("replayed_at", UtcDateTime),
+    CheckConstraint(_one_of("source_kind", SOURCE_KINDS), name="source_kind"),
+    Index("ix_quarantine_reason_code", "reason_code", "replayed_at"),
+)
+
+accepted_attributes = Table(
+    "accepted_attributes",
+    metadata,
+    Column("customer_id", BigInteger, primary_key=True),
+    Column("name", String(200), primary_key=True),
+    Column("value", JsonValue),
+    Column("job_id", String(200), nullable=False),
+    Column("accepted_at", UtcDateTime, nullable=False),
+)
+
+backfill_checkpoints = Table(
+    "backfill_checkpoints",
+    metadata,
+    Column("run_key", String(200), primary_key=True),
+    Column("audience", String(200), primary_key=True),
+    Column("last_customer_id", BigInteger, nullable=False),
+    Column("members_read", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+notices_sent = Table(
+    "notices_sent",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("period_key", String(64), nullable=False),
+    Column("sent_at", UtcDateTime, nullable=False),
+    Column("event_id", String(200)),
+    UniqueConstraint("kind", "customer_id", "period_key"),
+)

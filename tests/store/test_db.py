@@ -1,0 +1,141 @@
+"""Opening the store and migrating it, on every back end."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+
+from attentive_sync.store import (
+    SchemaNotReadyError,
+    Store,
+    UnsupportedDatabaseError,
+    init_db,
+    make_engine,
+    normalise_url,
+)
+from attentive_sync.store.db import current_revision, head_revision, upgrade
+from attentive_sync.store.tables import metadata
+from tests.store.helpers import T0, delta
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def blank_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: no tables, no Alembic version."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'blank.db'}"
+    else:
+        yield request.getfixturevalue("pg_url")
+
+
+def test_sqlite_connections_get_wal_busy_timeout_and_foreign_keys(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    with engine.connect() as conn:
+        pragmas = [conn.exec_driver_sql(f"PRAGMA {name}").scalar() for name in
+                   ("journal_mode", "busy_timeout", "foreign_keys")]
+    engine.dispose()
+    assert pragmas == ["wal", 30_000, 1]
+
+
+@pytest.mark.parametrize(
+    ("url", "driver"),
+    [
+        ("postgresql://u@db:5432/sync", "postgresql+psycopg"),
+        ("postgres://u@db/sync", "postgresql+psycopg"),
+        ("postgresql+psycopg://u@db/sync", "postgresql+psycopg"),
+        ("sqlite:///state.db", "sqlite"),
+    ],
+)
+def test_urls_are_normalised_to_the_psycopg_driver(url: str, driver: str) -> None:
+    assert normalise_url(url).drivername == driver
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [("mysql://u:secret@db/x", "not mysql"), ("not a url at all", "could not be parsed")],
+)
+def test_other_urls_are_refused_without_echoing_them(url: str, message: str) -> None:
+    with pytest.raises(UnsupportedDatabaseError, match=message) as caught:
+        normalise_url(url)
+    assert "secret" not in str(caught.value)
+
+
+def test_init_creates_the_schema_and_a_second_init_changes_nothing(blank_url: str) -> None:
+    assert init_db(blank_url) == head_revision()
+    with Store.from_url(blank_url) as store:
+        store.deltas.enqueue([delta(1)], now=T0)
+    assert init_db(blank_url) == head_revision()
+    with Store.from_url(blank_url) as store:
+        store.check_schema()
+        assert store.deltas.counts()["pending"] == 1
+
+
+def test_an_older_schema_is_upgraded_in_place_keeping_its_rows(blank_url: str) -> None:
+    if head_revision() == "0001":
+        pytest.skip("no revision after 0001 exists yet to upgrade to")
+    with Store.from_url(blank_url) as store:
+        upgrade(store.engine, "0001")
+        store.deltas.enqueue([delta(1), delta(2)], now=T0)
+        with pytest.raises(SchemaNotReadyError, match="run `attentive-sync db init` to upgrade"):
+            store.check_schema()
+
+        assert store.init() == head_revision()
+        store.check_schema()
+        assert store.deltas.counts()["pending"] == 2
+
+
+def test_an_uninitialised_store_says_how_to_fix_it(blank_url: str) -> None:
+    with Store.from_url(blank_url) as store, pytest.raises(SchemaNotReadyError, match="db init"):
+        store.check_schema()
+
+
+def test_workers_starting_together_both_find_the_schema_ready(blank_url: str) -> None:
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            init_db(blank_url)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    engine = make_engine(blank_url)
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
+
+
+def _engine_state_only(obj: Any, name: str | None, type_: str, *_: Any) -> bool:
+    """Compare only the engine state tables; the reference schema has its own revision."""
+    table = obj if type_ == "table" else getattr(obj, "table", None)
+    return table is None or table.name in metadata.tables
+
+
+def test_the_migration_builds_exactly_the_tables_the_code_queries(store_url: str) -> None:
+    engine = make_engine(store_url)
+    with engine.connect() as conn:
+        opts = {"compare_type": True, "include_object": _engine_state_only}
+        diffs = compare_metadata(MigrationContext.configure(conn, opts=opts), metadata)
+        indexes = {
+            row[0]
+            for row in conn.execute(
+                text(
+                    "SELECT name FROM sqlite_master WHERE type = 'index'"
+                    if conn.dialect.name == "sqlite"
+                    else "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+                )
+            )
+        }
+    engine.dispose()
+    assert diffs == []
+    assert {"ix_audience_deltas_open", "ix_loyalty_events_customer"} <= indexes
