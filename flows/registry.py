@@ -12,7 +12,11 @@ from typing import Any
 import yaml
 from prefect import Flow
 from prefect.deployments.runner import RunnerDeployment
+from prefect.exceptions import ParameterTypeError
 
+from attentive_sync.settings import AttentiveSettings, SyncSettings
+from attentive_sync.store import Store
+from attentive_sync.store.errors import StoreError
 from flows.audience import audience_backfill, audience_incremental
 from flows.loyalty import loyalty_events
 from flows.notices import expiry_notice, reward_reminder
@@ -55,3 +59,36 @@ def runner_deployments() -> list[RunnerDeployment]:
             )
         )
     return out
+
+
+class FlowRunError(Exception):
+    """An ad-hoc run that could not start or did not complete; the message says why."""
+
+
+def run_now(name: str, overrides: dict[str, Any]) -> dict[str, int]:
+    """Run one flow in this process with prefect.yaml's parameters plus ``overrides``.
+
+    Mistakes a person can fix (bad parameters, an uninitialised store, no API key) come back
+    as one ``FlowRunError`` line instead of a traceback.
+    """
+    if name not in FLOWS:
+        raise FlowRunError(f"unknown flow {name!r}; choose from: {', '.join(FLOWS)}")
+    flow = FLOWS[name]
+    try:
+        params = flow.validate_parameters({**default_parameters(name), **overrides})
+    except ParameterTypeError as exc:
+        raise FlowRunError(str(exc)) from exc
+    _preflight()
+    state = flow(**params, return_state=True)
+    if not state.is_completed():
+        raise FlowRunError(f"{name} ended {state.name}: {state.message}")
+    return state.result()
+
+
+def _preflight() -> None:
+    try:
+        Store.from_url(SyncSettings().db_url).check_schema()
+    except StoreError as exc:
+        raise FlowRunError(str(exc)) from exc
+    if AttentiveSettings().api_key is None:
+        raise FlowRunError("no Attentive API key: set ATTENTIVE_API_KEY")

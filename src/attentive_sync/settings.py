@@ -6,7 +6,7 @@ Secrets are ``SecretStr`` and never printed.
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_BASE_URL = "https://api.attentivemobile.com"
@@ -27,6 +27,12 @@ class AttentiveSettings(BaseSettings):
     backoff_cap: float = Field(30.0, gt=0)
     bulk_rate_limit: float = Field(100.0, gt=0, description="bulk submit + job status, req/s")
     default_rate_limit: float = Field(150.0, gt=0, description="events, attributes, /me, req/s")
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _blank_is_missing(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     rate_limit_headroom: float = Field(
         0.05,
         ge=0,

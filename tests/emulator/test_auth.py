@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from .conftest import user
 
 from attentive_sync.emulator import ALL_SCOPES
 from attentive_sync.emulator.contract import load_bundle
+
+from .conftest import user
 
 EVENT = {"type": "Tier Upgraded", "user": {"phone": "+15550000001"}}
 KEYS = {

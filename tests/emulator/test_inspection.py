@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 from anyio.from_thread import BlockingPortal
+
 from .conftest import user
 
 

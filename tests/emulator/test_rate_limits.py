@@ -6,10 +6,11 @@ from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
-from .conftest import user
 
 from attentive_sync.emulator import ManualClock
 from attentive_sync.emulator.ratelimit import SlidingWindowLimiter
+
+from .conftest import user
 
 
 def test_101_bulk_requests_in_one_second_meet_a_429_with_headers(emu: Any) -> None:

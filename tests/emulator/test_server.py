@@ -7,9 +7,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from .conftest import AUTH, user
 
 from attentive_sync.emulator import EmulatorConfig, EmulatorServer
+
+from .conftest import AUTH, user
 
 
 @pytest.fixture(scope="module")

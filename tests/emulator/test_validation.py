@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from jsonschema import Draft4Validator
-from .conftest import user
 
 from attentive_sync.emulator.contract import SchemaCheck, close_objects, registry
 from attentive_sync.emulator.rules import E164
@@ -17,6 +16,8 @@ from attentive_sync.emulator.validation import (
     custom_attributes_problem,
     custom_event_problem,
 )
+
+from .conftest import user
 
 IDS = {"phone": "+15550000001"}
 

@@ -14,11 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
+from attentive_sync.domain.loyalty_rewards import UNSUPPORTED_REWARD_KINDS
 from attentive_sync.sources import SeedError
 from attentive_sync.sources._people import IMPOSSIBLE_PHONES
 from attentive_sync.sources.schema import (
     REFERENCE_TABLES,
-    UNSENDABLE_REWARD_KINDS,
     audience_members,
     customers,
     points_ledger,
@@ -58,18 +58,19 @@ def _digest(engine: Engine) -> str:
     return digest.hexdigest()
 
 
-def _seeded(tmp_path, name: str, seed: int, customers: int = 10_500) -> tuple[Engine, str]:
+def _seeded(tmp_path, name: str, seed: int, customers: int = 10_500, **kwargs) -> Engine:
     url = f"sqlite:///{tmp_path / name}"
     init_db(url)
     engine = make_engine(url)
-    seed_program(engine, customers, seed, now=NOW)
-    return engine, url
+    seed_program(engine, customers, seed, now=NOW, **kwargs)
+    return engine
 
 
-def test_same_seed_same_rows_and_another_seed_other_rows(tmp_path) -> None:
-    first, _ = _seeded(tmp_path, "a.db", seed=11)
-    again, _ = _seeded(tmp_path, "b.db", seed=11)
-    other, _ = _seeded(tmp_path, "c.db", seed=12)
+def test_same_seed_same_rows_however_committed_and_another_seed_other_rows(tmp_path) -> None:
+    first = _seeded(tmp_path, "a.db", seed=11)
+    # One transaction per chunk: also proves every transaction after the first is real.
+    again = _seeded(tmp_path, "b.db", seed=11, chunks_per_commit=1)
+    other = _seeded(tmp_path, "c.db", seed=12)
     try:
         assert _digest(first) == _digest(again)
         assert _digest(first) != _digest(other)
@@ -101,7 +102,7 @@ def test_rewards_cover_every_kind_including_unsendable_disabled_and_out_of_stock
 ) -> None:
     with engine.connect() as conn:
         rows = conn.execute(select(rewards)).mappings().all()
-    assert {r["kind"] for r in rows} >= UNSENDABLE_REWARD_KINDS | {"discount_voucher", "custom"}
+    assert {r["kind"] for r in rows} >= UNSUPPORTED_REWARD_KINDS | {"discount_voucher", "custom"}
     assert any(not r["enabled"] for r in rows) and any(not r["in_stock"] for r in rows)
     assert any(not r["actionable"] for r in rows)
 
@@ -171,7 +172,7 @@ def test_favorite_categories_are_json_arrays(engine: Engine) -> None:
 
 
 def test_seeding_twice_is_refused_unless_replacing(tmp_path) -> None:
-    engine, _ = _seeded(tmp_path, "twice.db", seed=1, customers=300)
+    engine = _seeded(tmp_path, "twice.db", seed=1, customers=300)
     try:
         with pytest.raises(SeedError, match="--replace"):
             seed_program(engine, 300, 1, now=NOW)

@@ -25,3 +25,13 @@ def user_errors(*kinds: type[Exception]) -> Iterator[None]:
     except kinds as exc:
         fail(str(exc))
 
+
+
+def command_group(app: typer.Typer, name: str, help_text: str) -> typer.Typer:
+    """The command group ``name``, shared with any other module that registers into it."""
+    for info in app.registered_groups:
+        if info.name == name and info.typer_instance is not None:
+            return info.typer_instance
+    group = typer.Typer(name=name, help=help_text, no_args_is_help=True)
+    app.add_typer(group, name=name)
+    return group

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from attentive_sync.cli._common import console, err_console, fail
+from attentive_sync.cli._common import command_group, console, err_console, fail
 from attentive_sync.settings import SyncSettings
 from attentive_sync.sources.errors import SourceError
 from attentive_sync.store.errors import StoreError
@@ -25,16 +25,6 @@ Url = Annotated[
     str | None,
     typer.Option("--url", help="Database URL (default: ATTENTIVE_SYNC_DB_URL)."),
 ]
-
-
-def _group(app: typer.Typer, name: str, help_text: str) -> typer.Typer:
-    """The command group ``name``, shared with any other module that registers into it."""
-    for info in app.registered_groups:
-        if info.name == name and info.typer_instance is not None:
-            return info.typer_instance
-    group = typer.Typer(name=name, help=help_text, no_args_is_help=True)
-    app.add_typer(group, name=name)
-    return group
 
 
 def _url(url: str | None) -> str:
@@ -156,6 +146,6 @@ def ingest(
 
 
 def register(app: typer.Typer) -> None:
-    _group(app, "db", "Create, upgrade and fill the database.").command("seed")(seed)
-    _group(app, "intake", "The HTTP intake for deltas and events.").command("serve")(serve)
-    _group(app, "events", "Loyalty events.").command("ingest")(ingest)
+    command_group(app, "db", "Create, upgrade and fill the database.").command("seed")(seed)
+    command_group(app, "intake", "The HTTP intake for deltas and events.").command("serve")(serve)
+    command_group(app, "events", "Loyalty events.").command("ingest")(ingest)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from pydantic import ValidationError
 from rich.table import Table
 
 from attentive_sync.cli._common import console, fail
@@ -56,14 +55,10 @@ def run(
 ) -> None:
     """Run a flow once, now, in this process (results and artifacts go to Prefect)."""
     registry = importlib.import_module("flows.registry")
-    if flow_name not in registry.FLOWS:
-        fail(f"unknown flow {flow_name!r}; choose from: {', '.join(registry.FLOWS)}", code=2)
-    flow = registry.FLOWS[flow_name]
-    params = {**registry.default_parameters(flow_name), **parse_params(param, params_file)}
     try:
-        counts = flow(**params)
-    except (ValidationError, TypeError, ValueError) as exc:
-        fail(f"{flow_name}: {exc}")
+        counts = registry.run_now(flow_name, parse_params(param, params_file))
+    except registry.FlowRunError as exc:
+        fail(str(exc))
     table = Table(title=flow_name)
     table.add_column("count")
     table.add_column("value", justify="right")

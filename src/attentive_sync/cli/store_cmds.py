@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from attentive_sync.cli._common import console, fail
+from attentive_sync.cli._common import command_group, console, fail
 from attentive_sync.engine.replay import rederive
 from attentive_sync.store import NewDelta, Store, StoreError
 from attentive_sync.store.errors import InvalidRecordError, UnsupportedDatabaseError
@@ -29,16 +29,6 @@ Url = Annotated[
     typer.Option("--url", help="State store URL (default: ATTENTIVE_SYNC_DB_URL)."),
 ]
 Reason = Annotated[str | None, typer.Option("--reason", help="Only this reason code.")]
-
-
-def _group(app: typer.Typer, name: str, help_text: str) -> typer.Typer:
-    """The command group ``name``, shared with any other module that registers into it."""
-    for info in app.registered_groups:
-        if info.name == name and info.typer_instance is not None:
-            return info.typer_instance
-    group = typer.Typer(name=name, help=help_text, no_args_is_help=True)
-    app.add_typer(group, name=name)
-    return group
 
 
 @contextmanager
@@ -173,9 +163,9 @@ def queue_stats(url: Url = None) -> None:
 
 def register(app: typer.Typer) -> None:
     """Attach the state store commands; ``db`` is shared with the data commands."""
-    _group(app, "db", "Create, upgrade and seed the databases.").command("init")(db_init)
-    quarantine = _group(app, "quarantine", "Inspect and replay quarantined records.")
+    command_group(app, "db", "Create, upgrade and seed the databases.").command("init")(db_init)
+    quarantine = command_group(app, "quarantine", "Inspect and replay quarantined records.")
     quarantine.command("list")(quarantine_list)
     quarantine.command("replay")(quarantine_replay)
-    _group(app, "deltas", "Queue audience changes.").command("enqueue")(deltas_enqueue)
-    _group(app, "queue", "Look at the delta and event queues.").command("stats")(queue_stats)
+    command_group(app, "deltas", "Queue audience changes.").command("enqueue")(deltas_enqueue)
+    command_group(app, "queue", "Look at the delta and event queues.").command("stats")(queue_stats)

@@ -28,8 +28,7 @@ class Runtime:
     def close(self) -> None:
         self.client.close()
         self.store.close()
-        if self.source is not self.store.engine:
-            self.source.dispose()
+        self.source.dispose()
 
 
 def build_runtime(
@@ -39,7 +38,7 @@ def build_runtime(
     sync = sync or SyncSettings()
     store = Store.from_url(sync.db_url)
     store.check_schema()
-    source = store.engine if sync.loyalty_url == sync.db_url else make_engine(sync.loyalty_url)
+    source = make_engine(sync.loyalty_url, read_only=True)
     return Runtime(store=store, source=source, client=AttentiveClient(attentive), sync=sync)
 
 

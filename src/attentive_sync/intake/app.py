@@ -14,8 +14,7 @@ idempotent on the delta key and the event id.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
 
 from pydantic import SecretStr
 from starlette.applications import Starlette
@@ -26,29 +25,11 @@ from starlette.routing import Route
 
 from attentive_sync.intake.payloads import PayloadError, parse_deltas, parse_event
 from attentive_sync.intake.signing import SIGNATURE_HEADER, signature_matches
+from attentive_sync.store import Store
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1_048_576
-
-
-class EnqueueOutcome(Protocol):
-    stored: int
-    duplicates: int
-
-
-class Enqueuer(Protocol):
-    def enqueue(self, items: Iterable[Any]) -> EnqueueOutcome: ...
-
-
-class IntakeStore(Protocol):
-    """The part of the state store the intake writes to."""
-
-    @property
-    def deltas(self) -> Enqueuer: ...
-
-    @property
-    def events(self) -> Enqueuer: ...
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -75,7 +56,7 @@ async def _verified_body(request: Request, secret: SecretStr) -> bytes | JSONRes
 Handler = Callable[[Request], Awaitable[JSONResponse]]
 
 
-def _deltas_handler(store: IntakeStore, secret: SecretStr) -> Handler:
+def _deltas_handler(store: Store, secret: SecretStr) -> Handler:
     async def post_deltas(request: Request) -> JSONResponse:
         body = await _verified_body(request, secret)
         if isinstance(body, JSONResponse):
@@ -94,7 +75,7 @@ def _deltas_handler(store: IntakeStore, secret: SecretStr) -> Handler:
     return post_deltas
 
 
-def _events_handler(store: IntakeStore, secret: SecretStr) -> Handler:
+def _events_handler(store: Store, secret: SecretStr) -> Handler:
     async def post_event(request: Request) -> JSONResponse:
         body = await _verified_body(request, secret)
         if isinstance(body, JSONResponse):
@@ -117,7 +98,7 @@ async def health(_request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-def create_intake_app(store: IntakeStore, secret: SecretStr) -> Starlette:
+def create_intake_app(store: Store, secret: SecretStr) -> Starlette:
     """The intake as an ASGI app writing to ``store``, trusting bodies signed with ``secret``."""
     if not secret.get_secret_value():
         raise ValueError("the intake secret must not be empty")

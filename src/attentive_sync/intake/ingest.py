@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
-from attentive_sync.intake.app import Enqueuer
 from attentive_sync.intake.payloads import PayloadError, parse_event
-from attentive_sync.store.records import NewEvent
+from attentive_sync.store.queue import Queue
+from attentive_sync.store.records import NewEvent, QueuedEvent
+
+EventQueue = Queue[NewEvent, QueuedEvent]
 
 BATCH = 500
 
@@ -42,7 +44,7 @@ def _valid_events(lines: Iterable[str], report: IngestReport) -> Iterator[NewEve
             report.invalid.append(InvalidLine(number, str(exc)))
 
 
-def ingest_lines(events: Enqueuer, lines: Iterable[str]) -> IngestReport:
+def ingest_lines(events: EventQueue, lines: Iterable[str]) -> IngestReport:
     """Store every valid envelope in ``lines``; returns the counts and the rejected lines."""
     report = IngestReport()
     valid = _valid_events(lines, report)
@@ -53,7 +55,7 @@ def ingest_lines(events: Enqueuer, lines: Iterable[str]) -> IngestReport:
     return report
 
 
-def ingest_jsonl(events: Enqueuer, path: Path) -> IngestReport:
+def ingest_jsonl(events: EventQueue, path: Path) -> IngestReport:
     """``ingest_lines`` over a file, read lazily so its size does not matter."""
     with path.open(encoding="utf-8") as lines:
         return ingest_lines(events, lines)

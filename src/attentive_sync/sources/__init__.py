@@ -17,10 +17,9 @@ from attentive_sync.sources.loyalty import (
     points_approved_between,
     points_balances,
 )
-from attentive_sync.sources.schema import UNSENDABLE_REWARD_KINDS, metadata
+from attentive_sync.sources.schema import metadata
 
 __all__ = [
-    "UNSENDABLE_REWARD_KINDS",
     "ProgramSettings",
     "SeedError",
     "SourceDataError",

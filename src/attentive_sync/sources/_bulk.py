@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Table
 
@@ -22,6 +22,14 @@ class BulkLoader(Protocol):
         """Append ``rows`` (values in the table's column order) to ``table``."""
 
 
+def _driver(conn: Connection) -> Any:
+    """The DB-API connection under ``conn`` (sqlite3 or psycopg), for what SQLAlchemy lacks."""
+    raw = conn.connection.driver_connection
+    if raw is None:
+        raise SeedError("the database connection was closed during the seed")
+    return raw
+
+
 class SqliteLoader:
     """``executemany`` on the raw sqlite3 connection, inside the caller's transaction."""
 
@@ -31,10 +39,14 @@ class SqliteLoader:
     def load(self, table: Table, rows: Sequence[tuple[object, ...]]) -> None:
         if not rows:
             return
+        raw = _driver(self._conn)
+        # A connection in autocommit mode (as the store configures it) with no BEGIN
+        # issued would commit every row on its own: a hundred times slower, and partial.
+        if raw.isolation_level is None and not raw.in_transaction:
+            raise RuntimeError("bulk load outside a transaction; wrap it in conn.begin()")
         columns = ", ".join(c.name for c in table.columns)
         marks = ", ".join("?" for _ in table.columns)
-        cursor = self._conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        cursor.executemany(f"INSERT INTO {table.name} ({columns}) VALUES ({marks})", rows)
+        raw.cursor().executemany(f"INSERT INTO {table.name} ({columns}) VALUES ({marks})", rows)
 
 
 class PostgresLoader:
@@ -49,8 +61,7 @@ class PostgresLoader:
         # Timestamps arrive as naive UTC text; make the server read them as UTC.
         self._conn.exec_driver_sql("SET LOCAL TIME ZONE 'UTC'")
         columns = ", ".join(c.name for c in table.columns)
-        cursor = self._conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        with cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
+        with _driver(self._conn).cursor().copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
 
@@ -61,7 +72,7 @@ def _sqlite_tuned(conn: Connection) -> Iterator[None]:
     # page cache is worth 200 MB while ten million rows go in. Set on the raw connection,
     # outside any transaction as SQLite requires, and put back before the connection
     # returns to the pool.
-    raw = conn.connection.driver_connection
+    raw = _driver(conn)
     saved = {p: raw.execute(f"PRAGMA {p}").fetchone()[0] for p in ("synchronous", "cache_size")}
     raw.execute("PRAGMA synchronous = OFF")
     raw.execute("PRAGMA cache_size = -200000")
@@ -77,7 +88,9 @@ def _sqlite_tuned(conn: Connection) -> Iterator[None]:
 def bulk_loader(conn: Connection) -> Iterator[BulkLoader]:
     """The loader for ``conn``'s database; other databases are refused, not loaded slowly.
 
-    Must be entered before ``conn`` begins a transaction.
+    Enter it before ``conn`` begins a transaction, and call ``load`` only inside
+    ``conn.begin()`` blocks: the loaders write through the raw driver connection, which
+    SQLAlchemy does not see, so nothing else would open a transaction for them.
     """
     if conn.dialect.name == "sqlite":
         with _sqlite_tuned(conn):

@@ -51,7 +51,9 @@ def to_text(us: np.ndarray) -> list[str | None]:
     written in bulk compare and sort the same as rows written through the ORM layer.
     """
     text = np.char.replace(np.datetime_as_string(us.astype("datetime64[us]")), "T", " ")
-    return np.where(us == NONE_US, None, text.astype(object)).tolist()
+    values = text.astype(object)
+    values[us == NONE_US] = None
+    return values.tolist()
 
 
 def _statuses(rng: np.random.Generator, kind: np.ndarray, recent: np.ndarray) -> np.ndarray:

@@ -7,15 +7,11 @@ See ``SCHEMA.md`` beside this module for the meaning of every column.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any
-
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
     Date,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -24,12 +20,10 @@ from sqlalchemy import (
     Table,
     Text,
 )
-from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
 
-# SQLite only aliases the rowid for a column declared exactly INTEGER PRIMARY KEY; a BIGINT
-# key would add a second B-tree, which doubles the work of seeding ten million ledger rows.
-RowId = BigInteger().with_variant(Integer(), "sqlite")
+# RowId: SQLite only aliases the rowid for a column declared exactly INTEGER PRIMARY KEY; a
+# BIGINT key would add a second B-tree, doubling the work of seeding ten million ledger rows.
+from attentive_sync.store.types import RowId, UtcDateTime
 
 REWARD_KINDS: tuple[str, ...] = (
     "discount_voucher",
@@ -40,40 +34,8 @@ REWARD_KINDS: tuple[str, ...] = (
     "free_product_voucher",
     "seamless_free_product",
 )
-# Attentive messages cannot express these rewards, so they are never offered to a customer.
-UNSENDABLE_REWARD_KINDS: frozenset[str] = frozenset(
-    {"point_slider", "free_product_voucher", "seamless_free_product"}
-)
 LEDGER_KINDS: tuple[str, ...] = ("earned", "spent", "expired")
 LEDGER_STATUSES: tuple[str, ...] = ("pending", "approved", "void")
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """A timestamp that is always timezone-aware UTC in Python.
-
-    SQLite has no timezone type: values are stored as naive UTC text, so that text order is
-    time order and range filters stay correct. PostgreSQL stores ``timestamptz``. Either
-    way a reader gets an aware UTC datetime back, and a naive value is refused on write
-    rather than guessed at.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value.isoformat()} given; pass an aware UTC value")
-        utc = value.astimezone(timezone.utc)
-        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
 
 
 # Same names as the hand-written migration, so the two can be compared constraint by constraint.

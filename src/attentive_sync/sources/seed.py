@@ -144,7 +144,9 @@ def _chunk(index: int, total: int, seed: int, first_entry_id: int, now: datetime
             member_keys.append((slug, cid))
             joined_us.append(int(enrolled[i]) + int(rng.random() * (now_us - int(enrolled[i]))))
     joined_text = _ledger.to_text(np.array(joined_us, dtype=np.int64))
-    members = [(slug, cid, at) for (slug, cid), at in zip(member_keys, joined_text, strict=True)]
+    members: list[tuple[object, ...]] = [
+        (slug, cid, at) for (slug, cid), at in zip(member_keys, joined_text, strict=True)
+    ]
     return _Chunk(rows, members, ledger.rows)
 
 
@@ -210,12 +212,13 @@ def seed_program(
     now: datetime | None = None,
     replace: bool = False,
     on_progress: Callable[[int], None] | None = None,
+    chunks_per_commit: int = COMMIT_EVERY,
 ) -> SeedReport:
     """Fill the reference tables with a generated program of ``customers`` customers.
 
     The schema must exist. A database that already holds loyalty data is refused unless
     ``replace`` is set. ``on_progress`` receives the number of customers written after
-    each commit.
+    each commit. ``chunks_per_commit`` sizes the transactions, never the data.
     """
     if customers < 1:
         raise SeedError(f"--customers must be at least 1, got {customers}")
@@ -224,16 +227,18 @@ def seed_program(
         raise SeedError("now must carry a timezone offset")
     started = time.perf_counter()
     members = entries = 0
+    chunks = range(-(-customers // CHUNK))
     with engine.connect() as conn, bulk_loader(conn) as loader:
-        _ensure_empty(conn, replace)
-        _write_program(conn, moment)
-        chunks = -(-customers // CHUNK)
-        for index in range(chunks):
-            chunk = _chunk(index, customers, seed, entries + 1, moment)
-            _write_chunk(loader, chunk)
-            members, entries = members + len(chunk.members), entries + len(chunk.ledger)
-            if (index + 1) % COMMIT_EVERY == 0 or index + 1 == chunks:
-                conn.commit()
-                if on_progress:
-                    on_progress(min((index + 1) * CHUNK, customers))
+        with conn.begin():
+            _ensure_empty(conn, replace)
+            _write_program(conn, moment)
+        for first in range(0, len(chunks), chunks_per_commit):
+            batch = chunks[first : first + chunks_per_commit]
+            with conn.begin():
+                for index in batch:
+                    chunk = _chunk(index, customers, seed, entries + 1, moment)
+                    _write_chunk(loader, chunk)
+                    members, entries = members + len(chunk.members), entries + len(chunk.ledger)
+            if on_progress:
+                on_progress(min((batch[-1] + 1) * CHUNK, customers))
     return SeedReport(customers, members, entries, time.perf_counter() - started)

@@ -49,16 +49,22 @@ def normalise_url(url: str | URL | None = None) -> URL:
     return parsed
 
 
-def make_engine(url: str | URL | None = None, **engine_kwargs: Any) -> Engine:
-    """Create an engine for the store; SQLite connections get the pragmas described above."""
+def make_engine(
+    url: str | URL | None = None, *, read_only: bool = False, **engine_kwargs: Any
+) -> Engine:
+    """Create an engine for the store; SQLite connections get the pragmas described above.
+
+    ``read_only`` engines (the loyalty source) skip ``BEGIN IMMEDIATE``: a reader must not
+    take SQLite's write lock, or every page read would queue behind the writers.
+    """
     parsed = normalise_url(url)
     engine = create_engine(parsed, **engine_kwargs)
     if engine.dialect.name == "sqlite":
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, immediate=not read_only)
     return engine
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, *, immediate: bool = True) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control away from the sqlite3 module, which would otherwise
@@ -72,7 +78,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

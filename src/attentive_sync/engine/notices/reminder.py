@@ -17,12 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from attentive_sync.domain.loyalty_rewards import UNSUPPORTED_REWARD_KINDS
 from attentive_sync.engine.notices._frames import flag, require_columns
 from attentive_sync.engine.notices.intervals import Interval
 
-UNSUPPORTED_REWARD_KINDS = frozenset(
-    {"point_slider", "free_product_voucher", "seamless_free_product"}
-)
 REWARD_COLUMNS = ("reward_id", "title", "kind", "cost_points", "enabled", "in_stock", "actionable")
 LISTED_REWARD_FIELDS = ["reward_id", "title", "kind", "cost_points"]
 REMINDER_COLUMNS = [

@@ -1,0 +1,53 @@
+"""`attentive-sync run`: user mistakes are one clear line and exit code 1, never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from attentive_sync.cli import app
+from attentive_sync.cli.run_cmds import parse_params
+from attentive_sync.store import init_db
+
+runner = CliRunner()
+
+
+def invoke(*args: str, env: dict[str, str]):
+    return runner.invoke(app, ["run", *args], env=env)
+
+
+@pytest.fixture
+def env(tmp_path) -> dict[str, str]:
+    return {"ATTENTIVE_SYNC_DB_URL": f"sqlite:///{tmp_path / 'state.db'}", "ATTENTIVE_API_KEY": ""}
+
+
+def test_unknown_flow(env):
+    result = invoke("nope", env=env)
+    assert result.exit_code == 1 and "unknown flow 'nope'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_uninitialised_store(env):
+    result = invoke("audience-incremental", env=env)
+    assert result.exit_code == 1 and "attentive-sync db init" in result.output
+
+
+def test_invalid_parameters_named(env):
+    result = invoke("audience-backfill", "-p", 'config={"audiences": ["bad slug!"]}', env=env)
+    assert result.exit_code == 1 and "audience slugs" in result.output
+
+
+def test_missing_key(env):
+    init_db(env["ATTENTIVE_SYNC_DB_URL"])
+    result = invoke("audience-incremental", env=env | {"ATTENTIVE_API_KEY": ""})
+    assert result.exit_code == 1 and "ATTENTIVE_API_KEY" in result.output
+
+
+def test_params_parse_json_text_and_files(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text('{"audiences": ["vip"]}')
+    assert parse_params(["n=3", "name=spring", f"config=@{path}"], None) == {
+        "n": 3,
+        "name": "spring",
+        "config": {"audiences": ["vip"]},
+    }
