@@ -2,8 +2,8 @@
 
 Members are read with keyset pagination, so memory stays flat however large the audience.
 The checkpoint moves only after every batch of a page has been submitted and its job
-recorded, so it never gets ahead of delivery; members a recorded job already carries are
-skipped on resume, so nothing already sent goes twice.
+recorded, so it never gets ahead of delivery; members a recorded job already carries, or
+the quarantine already holds, are skipped on resume, so nothing is sent or parked twice.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class BackfillPage:
     batches: list[Batch] = field(default_factory=list)
     quarantined: int = 0
     skipped: int = 0
+    skipped_quarantined: int = 0
 
     @property
     def records(self) -> int:
@@ -87,6 +88,7 @@ class BackfillPlanner:
         page = BackfillPage(audience, last_customer_id=ids[-1], members_read=len(ids))
         refs = {cid: backfill_ref(self.run_key, audience, cid) for cid in ids}
         carried = self.runtime.store.jobs.carried(SOURCE_KIND, list(refs.values()))
+        parked = self.runtime.store.quarantine.open_refs(SOURCE_KIND, list(refs.values()))
         rows = {row["customer_id"]: row for row in load_customers(self.runtime.source, ids)}
         if rows:
             self._check_fields(next(iter(rows.values())))
@@ -95,6 +97,9 @@ class BackfillPlanner:
             item = JobItem(cid, SOURCE_KIND, refs[cid], {audience: True})
             if refs[cid] in carried:
                 page.skipped += 1
+                continue
+            if refs[cid] in parked:
+                page.skipped_quarantined += 1
                 continue
             try:
                 if cid not in rows:

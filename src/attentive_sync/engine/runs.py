@@ -85,7 +85,12 @@ def run_backfill(
 ) -> Report:
     report = Report(f"Audience backfill `{run_key}`")
     report.must_add_up(
-        "members_read", "quarantined", "skipped_already_sent", "records_sent", "rejected_on_submit"
+        "members_read",
+        "quarantined",
+        "skipped_already_sent",
+        "skipped_already_quarantined",
+        "records_sent",
+        "rejected_on_submit",
     )
     if not config.existing_users:
         report.notes.append("existing_users is off: no backfill")
@@ -100,6 +105,7 @@ def run_backfill(
         report.add("members_read", page.members_read)
         report.add("quarantined", page.quarantined)
         report.add("skipped_already_sent", page.skipped)
+        report.add("skipped_already_quarantined", page.skipped_quarantined)
         progress(min(1.0, report.counts["members_read"] / total), page.audience)
     add_wait(report, wait(job_ids))
     return report

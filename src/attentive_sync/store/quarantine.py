@@ -119,6 +119,19 @@ class QuarantineRepository:
         with self._engine.connect() as conn:
             return [QuarantineEntry(**row) for row in conn.execute(stmt).mappings()]
 
+    def open_refs(self, source_kind: str, refs: Sequence[str]) -> set[str]:
+        """Which of ``refs`` already wait in the quarantine: a resumed run must not park
+        them twice."""
+        found: set[str] = set()
+        q = quarantine.c
+        with self._engine.connect() as conn:
+            for chunk in _sql.chunks(refs):
+                stmt = select(q.source_ref).where(
+                    q.source_kind == source_kind, q.source_ref.in_(chunk), q.replayed_at.is_(None)
+                )
+                found.update(conn.execute(stmt).scalars())
+        return found
+
     def summary(self) -> dict[str, int]:
         """Open (not replayed) entries per reason code."""
         stmt = (
