@@ -4,7 +4,7 @@ from pydantic import SecretStr
 from attentive_sync.attentive import AttentiveClient, TokenBucket
 from attentive_sync.settings import AttentiveSettings
 
-pytest_plugins = ["support.program"]
+pytest_plugins = ["support.program", "tests.fixtures.stores"]
 
 BASE = "https://api.attentivemobile.com"
 

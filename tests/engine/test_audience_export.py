@@ -52,7 +52,8 @@ def backfill(runtime, run_key="t1", config=CONFIG, send=None):
     )
 
 
-def test_backfill_accepts_every_valid_member_and_counts_add_up(runtime, emulator):
+def test_backfill_accepts_every_valid_member_and_counts_add_up(any_runtime, emulator):
+    runtime = any_runtime
     report = backfill(runtime)
     counts = report.counts
     assert report.problems() == []
@@ -133,7 +134,8 @@ def incremental(runtime, wait=0.2):
     )
 
 
-def test_enter_exit_enter_across_three_runs_with_slow_jobs_ends_true(runtime, emulator):
+def test_enter_exit_enter_across_three_runs_with_slow_jobs_ends_true(any_runtime, emulator):
+    runtime = any_runtime
     emulator.state.change_faults({"slow_job_rate": 1.0, "slow_job_delay": 1.0})
     cid, t0 = sendable_customer(runtime), datetime.now(timezone.utc)
     enqueue(runtime, cid, "enter", t0)

@@ -49,6 +49,19 @@ def db_url(tmp_path, seeded_template) -> str:
     return f"sqlite:///{path}"
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def program_url(request: pytest.FixtureRequest) -> str:
+    """The seeded program on SQLite, and on PostgreSQL (a fresh schema) when configured."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("db_url")
+    url: str = request.getfixturevalue("pg_url")
+    init_db(url)
+    engine = make_engine(url)
+    seed_program(engine, CUSTOMERS, seed=11, now=NOW)
+    engine.dispose()
+    return url
+
+
 @pytest.fixture
 def emulator() -> Iterator[EmulatorServer]:
     with EmulatorServer(EmulatorConfig(job_delay=0.05)) as server:
@@ -66,5 +79,13 @@ def make_runtime(db_url: str, base_url: str, **sync: object) -> Runtime:
 @pytest.fixture
 def runtime(db_url: str, emulator: EmulatorServer) -> Iterator[Runtime]:
     rt = make_runtime(db_url, emulator.base_url)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def any_runtime(program_url: str, emulator: EmulatorServer) -> Iterator[Runtime]:
+    """``runtime``, once per database back end."""
+    rt = make_runtime(program_url, emulator.base_url)
     yield rt
     rt.close()
