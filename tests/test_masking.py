@@ -20,9 +20,14 @@ def test_free_text_masked():
 
 
 def test_dates_and_timestamps_stay_readable():
-    text = "occurred 2026-11-23T01:37:50.068232+00:00, expires 2026-11-21, order 12345678"
+    text = "occurred 2026-11-23T01:37:50.068232+00:00, expires 2026-11-21, cost 12.50"
     assert mask_text(text) == text
 
 
 def test_national_and_invalid_numbers_masked_too():
     assert "555" not in mask_text("call (415) 555-2671 or 5551234")
+
+
+def test_numbers_no_region_accepts_are_masked_too():
+    text = mask_text("phone +1415555267 is not a valid number; also 07700 900123 and 5551234")
+    assert "555267" not in text and "900123" not in text and "5551234" not in text

@@ -14,7 +14,9 @@ from phonenumbers import Leniency
 
 _EMAIL_RE = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 
-PII_KEYS = frozenset({"phone", "email"})
+_DIGIT_RUN_RE = re.compile(r"\+?\d[\d ().-]*\d")
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
 
 
 def mask_phone(value: str) -> str:
@@ -44,7 +46,17 @@ def mask_text(text: str, region: str = "US") -> str:
     matches = phonenumbers.PhoneNumberMatcher(text, region, leniency=Leniency.POSSIBLE)
     for match in reversed(list(matches)):
         text = text[: match.start] + mask_phone(match.raw_string) + text[match.end :]
-    return text
+    # Numbers no region would accept (the ones Attentive's rejections repeat) still look
+    # like phone numbers: any run of 7+ digits that is not a date, a time or a decimal.
+    return _DIGIT_RUN_RE.sub(_mask_digit_run, text)
+
+
+def _mask_digit_run(match: re.Match[str]) -> str:
+    run = match.group(0)
+    digits = sum(c.isdigit() for c in run)
+    if digits < 7 or _DATE_RE.fullmatch(run) or ("." in run and not run.startswith("+")):
+        return run
+    return mask_phone(run)
 
 
 def mask_payload(value: Any) -> Any:

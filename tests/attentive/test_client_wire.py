@@ -145,3 +145,20 @@ def test_missing_key_is_a_clear_error():
 
     with pytest.raises(AttentiveError, match="ATTENTIVE_API_KEY"):
         AttentiveClient(AttentiveSettings(api_key=None))
+
+
+@respx.mock
+def test_results_on_another_host_are_fetched_without_the_key(make_client):
+    url = "https://results.example-storage.com/job-1.jsonl?X-Signature=abc"
+    route = respx.get(url).respond(
+        200, text='{"index": 0, "request": {}, "response": {"status": 200, "message": "ok"}}\n'
+    )
+    assert [r.accepted for r in make_client().iter_bulk_results(url)] == [True]
+    assert "authorization" not in route.calls.last.request.headers
+
+
+@respx.mock
+def test_results_on_the_api_host_keep_the_key(make_client):
+    route = respx.get(f"{BASE}/v2/bulk/job/j/results.jsonl").respond(200, text="")
+    list(make_client().iter_bulk_results(f"{BASE}/v2/bulk/job/j/results.jsonl"))
+    assert route.calls.last.request.headers["authorization"] == "Bearer sk-test-123"

@@ -65,6 +65,13 @@ class AttentiveClient:
             transport=transport,
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
         )
+        # Results files may live on another host (object storage): never send the key there.
+        self._plain = httpx.Client(
+            timeout=httpx.Timeout(
+                self.settings.read_timeout, connect=self.settings.connect_timeout
+            ),
+            transport=transport,
+        )
         self.requests_sent = 0
         self.retries = 0
 
@@ -80,6 +87,7 @@ class AttentiveClient:
 
     def close(self) -> None:
         self._http.close()
+        self._plain.close()
 
     def __enter__(self) -> AttentiveClient:
         return self
@@ -88,13 +96,19 @@ class AttentiveClient:
         self.close()
 
     # -- the one retry owner ------------------------------------------------------------
+    def _owns(self, url: str) -> bool:
+        """Whether ``url`` is on Attentive's API host (relative URLs are)."""
+        target = httpx.URL(url)
+        return not target.is_absolute_url or target.host == self._http.base_url.host
+
     def _send_once(self, group: str, method: str, url: str, **kw: Any) -> httpx.Response:
         self._buckets[group].acquire()
         self.requests_sent += 1
+        http = self._http if self._owns(url) else self._plain
         try:
-            response = self._http.request(method, url, **kw)
+            response = http.request(method, url, **kw)
         except httpx.TransportError as exc:
-            raise TransportError(f"{method} {url}: {type(exc).__name__}") from exc
+            raise TransportError(f"{method} {_loggable(url)}: {type(exc).__name__}") from exc
         if response.is_success:
             return response
         retry_after = parse_retry_after(response.headers.get("retry-after"), time.time())
@@ -112,7 +126,7 @@ class AttentiveClient:
                 log.warning(
                     "%s %s failed (%s); retry %d/%d in %.2fs",
                     method,
-                    url,
+                    _loggable(url),
                     exc,
                     attempt,
                     self._policy.max_attempts - 1,
@@ -181,3 +195,8 @@ class AttentiveClient:
     def set_custom_attributes(self, user: Mapping[str, Any], properties: Mapping[str, Any]) -> None:
         body = {"user": dict(user), "properties": dict(properties)}
         self._request(ATTRIBUTES, "POST", "/v1/attributes/custom", json=body)
+
+
+def _loggable(url: str) -> str:
+    """A URL without its query string: presigned result links carry credentials there."""
+    return str(httpx.URL(url).copy_with(query=None))
