@@ -24,13 +24,10 @@ def loyalty_events(
     events = events or EventsConfig()
     owner = f"loyalty-events:{flow_run.get_id()}"
 
-    report = run_relay(
-        shared_runtime(),
-        config,
-        events,
-        owner,
+    collaborators = (
         prefect_deliverer(events.concurrency),
         prefect_sender(owner),
         prefect_waiter(wait_seconds, poll_interval_seconds),
     )
+    report = run_relay(shared_runtime(), config, events, owner, collaborators)
     return publish(report, "loyalty-events-report")

@@ -9,11 +9,19 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from attentive_sync.domain.export_config import ExportConfig
-from attentive_sync.engine.notice_runs import run_expiry_notice, run_reward_reminder
+from attentive_sync.engine.notice_runs import Collaborators, run_expiry_notice, run_reward_reminder
 from attentive_sync.engine.relay import EventsConfig
 from attentive_sync.engine.runtime import shared_runtime
 from flows._shell import prefect_deliverer, prefect_sender, publish
 from flows.wait import prefect_waiter
+
+
+def _collaborators(events: EventsConfig, owner: str, wait_seconds: float) -> Collaborators:
+    return (
+        prefect_deliverer(events.concurrency),
+        prefect_sender(owner),
+        prefect_waiter(wait_seconds, 1.0),
+    )
 
 
 @flow(name="reward-reminder", task_runner=ThreadPoolTaskRunner(max_workers=8))
@@ -27,13 +35,10 @@ def reward_reminder(
     (default now). Re-running for the same interval sends nothing twice."""
     events = events or EventsConfig()
     owner = f"reward-reminder:{flow_run.get_id()}"
-    collaborators = (
-        prefect_deliverer(events.concurrency),
-        prefect_sender(owner),
-        prefect_waiter(wait_seconds, 1.0),
-    )
     moment = as_of or datetime.now(timezone.utc)
-    report = run_reward_reminder(shared_runtime(), config, events, moment, collaborators, owner)
+    report = run_reward_reminder(
+        shared_runtime(), config, events, moment, _collaborators(events, owner, wait_seconds), owner
+    )
     return publish(report, "reward-reminder-report")
 
 
@@ -47,11 +52,8 @@ def expiry_notice(
     """Tell customers whose points expire within the notice period (default: today, UTC)."""
     events = events or EventsConfig()
     owner = f"expiry-notice:{flow_run.get_id()}"
-    collaborators = (
-        prefect_deliverer(events.concurrency),
-        prefect_sender(owner),
-        prefect_waiter(wait_seconds, 1.0),
-    )
     day = as_of or datetime.now(timezone.utc).date()
-    report = run_expiry_notice(shared_runtime(), config, events, day, collaborators, owner)
+    report = run_expiry_notice(
+        shared_runtime(), config, events, day, _collaborators(events, owner, wait_seconds), owner
+    )
     return publish(report, "expiry-notice-report")

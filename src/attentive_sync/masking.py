@@ -18,7 +18,6 @@ _DIGIT_RUN_RE = re.compile(r"\+?\d[\d ().-]*\d")
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-
 def mask_phone(value: str) -> str:
     """Keep the last two digits: ``+14155552671`` -> ``+*********71``."""
     digits = [c for c in value if c.isdigit()]

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 from support.program import CONFIG
 
-from attentive_sync.engine.backfill import ConfigurationError
+from attentive_sync.engine.checks import ConfigurationError
 from attentive_sync.engine.relay import identifiers_for
 from attentive_sync.engine.runs import (
     direct_waiter,
@@ -104,10 +104,16 @@ def test_backfill_can_be_turned_off(runtime):
     assert report.counts["members_read"] == 0 and "existing_users is off" in report.notes[0]
 
 
-def test_configuration_naming_missing_fields_is_a_clear_error(runtime):
-    config = CONFIG.model_copy(update={"custom_attributes": ["shoe_size"]})
-    with pytest.raises(ConfigurationError, match="shoe_size"):
+@pytest.mark.parametrize(
+    ("update", "named"),
+    [({"custom_attributes": ["shoe_size"]}, "shoe_size"), ({"audiences": ["vipp"]}, "vipp")],
+)
+def test_configuration_that_does_not_fit_the_source_is_a_clear_error(runtime, update, named):
+    config = CONFIG.model_copy(update=update)
+    with pytest.raises(ConfigurationError, match=named):
         backfill(runtime, config=config)
+    with pytest.raises(ConfigurationError, match=named):
+        incremental_with(runtime, config)
 
 
 def sendable_customer(runtime):
@@ -126,6 +132,12 @@ def sendable_customer(runtime):
 
 def enqueue(runtime, cid, action, at):
     runtime.store.deltas.enqueue([NewDelta("vip", cid, action, at)])
+
+
+def incremental_with(runtime, config, wait=0.2):
+    return run_incremental(
+        runtime, config, "test", thread_pool_sender(runtime, "inc", 2), direct_waiter(runtime, wait)
+    )
 
 
 def incremental(runtime, wait=0.2):

@@ -52,15 +52,12 @@ def post_event(client: TestClient, event_id: str, key: EventKey, cid: int, at: d
 
 
 def relay(runtime, events: EventsConfig | None = None):
-    return run_relay(
-        runtime,
-        CONFIG,
-        events or EventsConfig(),
-        "test",
+    collaborators = (
         thread_deliverer(runtime, 4),
         thread_pool_sender(runtime, "relay", 2),
         direct_waiter(runtime, 5.0),
     )
+    return run_relay(runtime, CONFIG, events or EventsConfig(), "test", collaborators)
 
 
 @pytest.fixture

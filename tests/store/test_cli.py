@@ -36,8 +36,22 @@ def test_db_init_creates_then_leaves_the_store_alone(cli: typer.Typer, tmp_path:
 
 
 def test_deltas_enqueue_then_queue_stats(cli: typer.Typer, sqlite_url: str) -> None:
-    args = ["deltas", "enqueue", "--audience", "vip", "--enter", "1", "--enter", "2",
-            "--exit", "3", "--occurred-at", "2025-06-01T09:30:00+00:00", "--url", sqlite_url]
+    args = [
+        "deltas",
+        "enqueue",
+        "--audience",
+        "vip",
+        "--enter",
+        "1",
+        "--enter",
+        "2",
+        "--exit",
+        "3",
+        "--occurred-at",
+        "2025-06-01T09:30:00+00:00",
+        "--url",
+        sqlite_url,
+    ]
     assert run(cli, *args) == (0, "Queued 3 delta(s) for vip.\n")
     code, out = run(cli, *args)
     assert (code, "Queued 0 delta(s) for vip (3 already queued).") == (0, out.strip())
@@ -74,9 +88,7 @@ def test_enqueue_mistakes_get_one_line_and_exit_2(
     assert "Traceback" not in result.output
 
 
-def test_store_problems_are_reported_without_a_traceback(
-    cli: typer.Typer, tmp_path: Path
-) -> None:
+def test_store_problems_are_reported_without_a_traceback(cli: typer.Typer, tmp_path: Path) -> None:
     code, out = run(cli, "queue", "stats", "--url", f"sqlite:///{tmp_path / 'empty.db'}")
     assert (code, "run `attentive-sync db init`" in out) == (1, True)
     code, out = run(cli, "queue", "stats", "--url", "mysql://u:hunter2@db/x")
@@ -95,8 +107,10 @@ def test_quarantine_list_shows_masked_entries_and_replay_requeues(
     assert code == 0
     assert "invalid_email" in out and "j***@example.com" in out
     assert "jane@example.com" not in out
-    assert "Nothing under other" in run(cli, "quarantine", "list", "--reason", "other",
-                                        "--url", sqlite_url)[1]
+    assert (
+        "Nothing under other"
+        in run(cli, "quarantine", "list", "--reason", "other", "--url", sqlite_url)[1]
+    )
 
     code, out = run(cli, "quarantine", "replay", "--url", sqlite_url)
     assert (code, out.strip()) == (0, "Requeued 1 record(s).")

@@ -63,8 +63,7 @@ def test_a_lease_skips_rows_another_worker_holds_locked(pg_url: str) -> None:
         )
         first = store.engine.connect()
         held = first.exec_driver_sql(
-            "SELECT seq FROM audience_deltas WHERE customer_id = 1 AND action = 'enter' "
-            "FOR UPDATE"
+            "SELECT seq FROM audience_deltas WHERE customer_id = 1 AND action = 'enter' FOR UPDATE"
         ).scalar_one()
         try:
             rows = store.deltas.lease(10, 60, "second", now=at(1))

@@ -37,8 +37,10 @@ def blank_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def test_sqlite_connections_get_wal_busy_timeout_and_foreign_keys(sqlite_url: str) -> None:
     engine = make_engine(sqlite_url)
     with engine.connect() as conn:
-        pragmas = [conn.exec_driver_sql(f"PRAGMA {name}").scalar() for name in
-                   ("journal_mode", "busy_timeout", "foreign_keys")]
+        pragmas = [
+            conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("journal_mode", "busy_timeout", "foreign_keys")
+        ]
     engine.dispose()
     assert pragmas == ["wal", 30_000, 1]
 

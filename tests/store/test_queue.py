@@ -110,7 +110,11 @@ def test_ack_and_nack_only_touch_rows_that_are_held(store: Store) -> None:
     assert store.deltas.ack([held.seq, pending_seq]) == 1
     assert store.deltas.nack([held.seq, pending_seq], "late", retry_at=at(5)) == 0
     assert store.deltas.counts() == {
-        "pending": 1, "leased": 0, "inflight": 0, "done": 1, "quarantined": 0
+        "pending": 1,
+        "leased": 0,
+        "inflight": 0,
+        "done": 1,
+        "quarantined": 0,
     }
 
 

@@ -36,7 +36,10 @@ def test_record_job_stores_items_in_order_and_marks_carried_rows_inflight(store:
     job = store.jobs.record_job("job-1", "audience_incremental", items, "run-a", now=at(1))
 
     assert (job.status, job.record_count, job.settled, job.run_label) == (
-        "SUBMITTED", 3, False, "run-a"
+        "SUBMITTED",
+        3,
+        False,
+        "run-a",
     )
     assert store.jobs.items("job-1") == items
     assert [row.seq for row in store.deltas.rows_for_job("job-1")] == [seqs[0]]

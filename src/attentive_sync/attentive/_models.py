@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED"})
+# LOST is this engine's own: a job Attentive answers 404 for (it keeps jobs two weeks).
+TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "LOST"})
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from rich.console import Console
 console = Console()
 err_console = Console(stderr=True)
 
+
 def fail(message: str, code: int = 1) -> NoReturn:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
@@ -24,7 +25,6 @@ def user_errors(*kinds: type[Exception]) -> Iterator[None]:
         yield
     except kinds as exc:
         fail(str(exc))
-
 
 
 def command_group(app: typer.Typer, name: str, help_text: str) -> typer.Typer:

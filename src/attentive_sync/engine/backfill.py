@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from attentive_sync.domain.errors import RecordRejected
 from attentive_sync.domain.export_config import ExportConfig
@@ -23,10 +22,6 @@ from attentive_sync.store.jobs import JobItem
 KIND = "audience_backfill"
 SOURCE_KIND = "backfill"
 UNKNOWN_CUSTOMER = "unknown_customer"
-
-
-class ConfigurationError(ValueError):
-    """The export configuration does not fit the source data."""
 
 
 @dataclass
@@ -70,6 +65,10 @@ class BackfillPlanner:
             for ids in iter_audience_member_pages(source, audience, after, self.page_size):
                 yield self._page(audience, ids)
 
+    def members_read(self) -> int:
+        """Members read so far across the audiences, runs before a resume included."""
+        return sum(self._read.values())
+
     def commit(self, page: BackfillPage) -> None:
         """Every batch of ``page`` is recorded: move the checkpoint past it."""
         self._read[page.audience] += page.members_read
@@ -77,21 +76,12 @@ class BackfillPlanner:
             self.run_key, page.audience, page.last_customer_id, self._read[page.audience]
         )
 
-    def _check_fields(self, row: dict[str, Any]) -> None:
-        missing = self.mapper.missing_fields(set(row))
-        if missing:
-            raise ConfigurationError(
-                f"the export configuration reads fields the customers source lacks: {missing}"
-            )
-
     def _page(self, audience: str, ids: Sequence[int]) -> BackfillPage:
         page = BackfillPage(audience, last_customer_id=ids[-1], members_read=len(ids))
         refs = {cid: backfill_ref(self.run_key, audience, cid) for cid in ids}
         carried = self.runtime.store.jobs.carried(SOURCE_KIND, list(refs.values()))
         parked = self.runtime.store.quarantine.open_refs(SOURCE_KIND, list(refs.values()))
         rows = {row["customer_id"]: row for row in load_customers(self.runtime.source, ids)}
-        if rows:
-            self._check_fields(next(iter(rows.values())))
         pairs = []
         for cid in ids:
             item = JobItem(cid, SOURCE_KIND, refs[cid], {audience: True})

@@ -1,27 +1,33 @@
-"""Delivering the computed notices: claim, enqueue as a custom event, write the attributes.
+"""Delivering the computed notices: enqueue as a custom event, claim, write the attributes.
 
-A notice is claimed in ``notices_sent`` first (its unique key is the lock), then enqueued
-in the loyalty event queue under a deterministic event id, so a re-run or a second worker
-sends nothing twice. The relay delivers it like any loyalty event (selection, stale policy,
-quarantine and retries included); the figures also go to Attentive as custom attributes
-through the shared bulk path, so segments can use them.
+Each notice is enqueued in the loyalty event queue under a deterministic event id (a
+re-run stores nothing new), then claimed in ``notices_sent``, which the computations read
+to skip customers already notified. Enqueuing first means a crash between the two steps
+loses nothing: the next run enqueues the same id again (ignored) and claims it. The
+notice's own events are then relayed like any loyalty event (selection, stale policy,
+quarantine, retries); the figures also go to Attentive as custom attributes through the
+shared bulk path, so segments can use them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+
+import pandas as pd
 
 from attentive_sync.domain.attributes import build_attributes
 from attentive_sync.domain.errors import RecordRejected
 from attentive_sync.domain.export_config import ExportConfig
+from attentive_sync.domain.loyalty import EventKey
 from attentive_sync.domain.loyalty_attributes import attribute_prefix
 from attentive_sync.domain.users import BulkUser
 from attentive_sync.engine.notices import plan_expiry_notices, plan_reward_reminders
 from attentive_sync.engine.relay import DeliverMany, EventsConfig, identifiers_for, run_relay
 from attentive_sync.engine.report import Report
-from attentive_sync.engine.runs import SendMany, Wait, add_sends, add_wait
+from attentive_sync.engine.runs import SendMany, Wait, add_sends, add_wait, unsettled
 from attentive_sync.engine.runtime import Runtime
 from attentive_sync.engine.send import Batch, make_batch
 from attentive_sync.sources.loyalty import load_customers
@@ -30,7 +36,17 @@ from attentive_sync.store.records import NewEvent
 from attentive_sync.store.types import utcnow
 
 Row = dict[str, Any]
-Attributes = Callable[[Row], dict[str, Any]]
+Collaborators = tuple[DeliverMany, SendMany, Wait]
+
+
+@dataclass(frozen=True)
+class NoticeKind:
+    """What differs between the two notices."""
+
+    job_kind: str
+    topic: EventKey
+    period_key: Callable[[Row], str]
+    attributes: Callable[[Row, str], dict[str, Any]]
 
 
 def _json_ready(value: Any) -> Any:
@@ -43,55 +59,77 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
-def _claim_and_enqueue(
-    runtime: Runtime, kind: str, rows: list[Row], period_key: Callable[[Row], str], now: datetime
-) -> tuple[list[Row], int]:
-    """Claim each notice and enqueue its event; return the newly claimed rows and dupes."""
-    claimed, events = [], []
-    topic = kind_topic(kind)
-    for row in rows:
-        cid, key = int(row["customer_id"]), period_key(row)
-        event_id = f"{topic}:{key}:{cid}"
-        # Notices are claimed under their event key, which the computations read back.
-        if not runtime.store.notices.claim(topic, cid, key, event_id, now=now):
-            continue
-        payload = {k: _json_ready(v) for k, v in row.items() if k != "customer_id"}
-        if "expire_points_at" in payload:  # a UTC day: points expire at its first instant
-            payload["expire_points_at"] = f"{str(payload['expire_points_at'])[:10]}T00:00:00Z"
-        events.append(NewEvent(event_id, topic, cid, now, payload))
-        claimed.append(row)
-    runtime.store.events.enqueue(events, now=now)
-    return claimed, len(rows) - len(claimed)
+def _expire_date(row: Row) -> str:
+    return str(_json_ready(row["expire_points_at"]))[:10]
 
 
-def kind_topic(kind: str) -> str:
-    return {"reward_reminder": "reward_reminder", "expiry_notice": "points_expiring"}[kind]
+def _payload(row: Row) -> dict[str, Any]:
+    payload = {k: _json_ready(v) for k, v in row.items() if k != "customer_id"}
+    if "expire_points_at" in payload:  # a UTC day: points expire at its first instant
+        payload["expire_points_at"] = f"{_expire_date(row)}T00:00:00Z"
+    return payload
+
+
+REMINDER = NoticeKind(
+    job_kind="reward_reminder",
+    topic=EventKey.REWARD_REMINDER,
+    period_key=lambda row: str(row["points_interval_start_date"]),
+    attributes=lambda row, prefix: {
+        f"{prefix}_points_approved_in_interval": int(row["points_approved_in_interval"]),
+        f"{prefix}_points_interval_start_date": str(row["points_interval_start_date"]),
+        f"{prefix}_available_rewards_count": int(row["available_rewards_count"]),
+    },
+)
+EXPIRY = NoticeKind(
+    job_kind="expiry_notice",
+    topic=EventKey.POINTS_EXPIRING,
+    period_key=_expire_date,
+    attributes=lambda row, prefix: {
+        f"{prefix}_points_to_expire": int(row["points_to_expire"]),
+        f"{prefix}_points_expire_at": _expire_date(row),
+    },
+)
+
+
+def _enqueue_and_claim(runtime: Runtime, kind: NoticeKind, rows: list[Row]) -> list[Row]:
+    """Enqueue every notice's event, then claim it; returns the rows claimed by this run."""
+    now, topic = utcnow(), kind.topic.value
+    ids = [f"{topic}:{kind.period_key(row)}:{int(row['customer_id'])}" for row in rows]
+    runtime.store.events.enqueue(
+        [
+            NewEvent(event_id, topic, int(row["customer_id"]), now, _payload(row))
+            for event_id, row in zip(ids, rows, strict=True)
+        ],
+        now=now,
+    )
+    return [
+        row
+        for event_id, row in zip(ids, rows, strict=True)
+        if runtime.store.notices.claim(
+            topic, int(row["customer_id"]), kind.period_key(row), event_id, now=now
+        )
+    ]
 
 
 def _attribute_batches(
-    runtime: Runtime,
-    export: ExportConfig,
-    kind: str,
-    rows: list[Row],
-    attributes: Attributes,
-    period_key: Callable[[Row], str],
+    runtime: Runtime, export: ExportConfig, events: EventsConfig, kind: NoticeKind, rows: list[Row]
 ) -> list[Batch]:
-    customers = {c["customer_id"]: c for c in load_customers(runtime.source, _ids(rows))}
-    pairs = []
+    ids = {int(r["customer_id"]) for r in rows}
+    customers = {c["customer_id"]: c for c in load_customers(runtime.source, ids)}
+    prefix, pairs = attribute_prefix(events.program), []
     for row in rows:
         cid = int(row["customer_id"])
         try:
-            ids = identifiers_for(export, customers[cid])
+            identifiers = identifiers_for(export, customers[cid])
         except (KeyError, RecordRejected):
-            continue  # the event for this notice is quarantined with the reason
-        attrs = attributes(row)
-        user = BulkUser(customer_id=cid, identifiers=ids, attributes=build_attributes(custom=attrs))
-        pairs.append((user, JobItem(cid, "notice", f"{kind}:{period_key(row)}:{cid}", attrs)))
+            continue  # the notice's event is quarantined with the reason
+        attrs = kind.attributes(row, prefix)
+        user = BulkUser(
+            customer_id=cid, identifiers=identifiers, attributes=build_attributes(custom=attrs)
+        )
+        ref = f"{kind.job_kind}:{kind.period_key(row)}:{cid}"
+        pairs.append((user, JobItem(cid, "notice", ref, attrs)))
     return [make_batch(pairs[i : i + 256]) for i in range(0, len(pairs), 256)]
-
-
-def _ids(rows: Iterable[Row]) -> set[int]:
-    return {int(r["customer_id"]) for r in rows}
 
 
 def _deliver(
@@ -99,28 +137,25 @@ def _deliver(
     report: Report,
     export: ExportConfig,
     events: EventsConfig,
-    kind: str,
-    rows: list[Row],
-    period_key: Callable[[Row], str],
-    attributes: Attributes,
-    collaborators: tuple[DeliverMany, SendMany, Wait],
+    kind: NoticeKind,
+    notices: pd.DataFrame,
+    collaborators: Collaborators,
     owner: str,
 ) -> Report:
-    deliver_many, send_many, wait = collaborators
-    claimed, duplicates = _claim_and_enqueue(runtime, kind, rows, period_key, utcnow())
+    _, send_many, wait = collaborators
+    claimed = _enqueue_and_claim(runtime, kind, notices.to_dict("records"))
     report.add("claimed", len(claimed))
-    report.add("claimed_before", duplicates)
-    if claimed:
-        batches = _attribute_batches(runtime, export, kind, claimed, attributes, period_key)
-        add_wait(report, wait(add_sends(report, send_many(batches, kind))))
+    report.add("claimed_before", len(notices) - len(claimed))
+    batches = _attribute_batches(runtime, export, events, kind, claimed)
+    job_ids = add_sends(report, send_many(batches, kind.job_kind))
+    add_wait(report, wait(unsettled(runtime, kind.job_kind) + job_ids))
     relay = run_relay(
         runtime,
         export,
         events.model_copy(update={"update_profiles": False}),
         owner,
-        deliver_many,
-        send_many,
-        wait,
+        collaborators,
+        topics=[kind.topic.value],
     )
     report.merge(relay)
     report.identities.extend(relay.identities)
@@ -132,47 +167,23 @@ def run_reward_reminder(
     export: ExportConfig,
     events: EventsConfig,
     as_of: datetime,
-    collaborators: tuple[DeliverMany, SendMany, Wait],
+    collaborators: Collaborators,
     owner: str,
 ) -> Report:
     """Reminders for the reminder interval last completed at ``as_of``."""
-    with runtime.source.connect() as conn:
-        result = plan_reward_reminders(conn, as_of)
+    with runtime.source.connect() as conn, runtime.store.engine.connect() as state:
+        result = plan_reward_reminders(conn, as_of, state)
     report = Report("Reward reminder")
-    counts = result.counts
     for name in ("considered", "eligible", "already_notified", "to_send"):
-        report.add(name, getattr(counts, name))
+        report.add(name, getattr(result.counts, name))
     report.must_add_up("eligible", "already_notified", "to_send")
     report.must_add_up("to_send", "claimed", "claimed_before")
-    if result.skipped_reason:
-        report.notes.append(result.skipped_reason)
+    if result.skipped_reason or result.interval is None:
+        report.notes.append(result.skipped_reason or "no interval has ended yet")
         return report
-    report.notes.append(
-        f"interval {result.interval.start:%Y-%m-%d} to {result.interval.end:%Y-%m-%d}"
-    )
-    prefix = attribute_prefix(events.program)
-
-    def attributes(row: Row) -> dict[str, Any]:
-        return {
-            f"{prefix}_points_approved_in_interval": int(row["points_approved_in_interval"]),
-            f"{prefix}_points_interval_start_date": str(row["points_interval_start_date"]),
-            f"{prefix}_available_rewards_count": int(row["available_rewards_count"]),
-        }
-
-    rows = result.notices.to_dict("records")
-    key = result.interval.period_key
-    return _deliver(
-        runtime,
-        report,
-        export,
-        events,
-        "reward_reminder",
-        rows,
-        lambda row: key,
-        attributes,
-        collaborators,
-        owner,
-    )
+    start, end = result.interval.start, result.interval.end
+    report.notes.append(f"interval {start:%Y-%m-%d} to {end:%Y-%m-%d}")
+    return _deliver(runtime, report, export, events, REMINDER, result.notices, collaborators, owner)
 
 
 def run_expiry_notice(
@@ -180,42 +191,18 @@ def run_expiry_notice(
     export: ExportConfig,
     events: EventsConfig,
     as_of: date,
-    collaborators: tuple[DeliverMany, SendMany, Wait],
+    collaborators: Collaborators,
     owner: str,
 ) -> Report:
     """Points-expiring-soon notices due on ``as_of``."""
-    with runtime.source.connect() as conn:
-        result = plan_expiry_notices(conn, as_of)
+    with runtime.source.connect() as conn, runtime.store.engine.connect() as state:
+        result = plan_expiry_notices(conn, as_of, state)
     report = Report(f"Expiry notice {as_of.isoformat()}")
-    counts = result.counts
     for name in ("considered", "with_balance", "due", "already_noticed", "to_send"):
-        report.add(name, getattr(counts, name))
+        report.add(name, getattr(result.counts, name))
     report.must_add_up("due", "already_noticed", "to_send")
     report.must_add_up("to_send", "claimed", "claimed_before")
     if result.skipped_reason:
         report.notes.append(result.skipped_reason)
         return report
-    prefix = attribute_prefix(events.program)
-
-    def expire_date(row: Row) -> str:
-        return _json_ready(row["expire_points_at"])[:10]
-
-    def attributes(row: Row) -> dict[str, Any]:
-        return {
-            f"{prefix}_points_to_expire": int(row["points_to_expire"]),
-            f"{prefix}_points_expire_at": expire_date(row),
-        }
-
-    rows = result.notices.to_dict("records")
-    return _deliver(
-        runtime,
-        report,
-        export,
-        events,
-        "expiry_notice",
-        rows,
-        expire_date,
-        attributes,
-        collaborators,
-        owner,
-    )
+    return _deliver(runtime, report, export, events, EXPIRY, result.notices, collaborators, owner)

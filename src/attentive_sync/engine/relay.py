@@ -9,6 +9,7 @@ custom attributes through the bulk path, like every other flow.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,17 +27,19 @@ from attentive_sync.domain.loyalty_attributes import profile_attributes
 from attentive_sync.domain.loyalty_selection import EventSelection, StalePolicy
 from attentive_sync.domain.users import BulkUser
 from attentive_sync.engine import events as mapping
+from attentive_sync.engine.checks import check_against_source
 from attentive_sync.engine.report import Report
-from attentive_sync.engine.runs import SendMany, Wait, add_sends, add_wait
+from attentive_sync.engine.runs import SendMany, Wait, add_sends, add_wait, unsettled
 from attentive_sync.engine.runtime import Runtime
 from attentive_sync.engine.send import Batch, make_batch
 from attentive_sync.sources.loyalty import load_customers, points_balances
 from attentive_sync.store.jobs import JobItem
+from attentive_sync.store.queue import MAX_LEASE
 from attentive_sync.store.records import QueuedEvent
 from attentive_sync.store.types import utcnow
 
 KIND = "loyalty_profile"
-PROFILE_SOURCE = "notice"
+PROFILE_SOURCE = "profile"
 
 
 class EventsConfig(BaseModel):
@@ -84,10 +87,16 @@ def identifiers_for(config: ExportConfig, row: dict) -> Identifiers:
 
 
 def plan_relay(
-    runtime: Runtime, export: ExportConfig, cfg: EventsConfig, owner: str, now: datetime
+    runtime: Runtime,
+    export: ExportConfig,
+    cfg: EventsConfig,
+    owner: str,
+    now: datetime,
+    topics: Sequence[str] = (),
 ) -> RelayPlan:
-    limit = min(5000, cfg.max_events_per_run)
-    rows = runtime.store.events.lease(limit, runtime.sync.lease_seconds, owner)
+    limit = min(MAX_LEASE, cfg.max_events_per_run)
+    lease_seconds = runtime.sync.lease_seconds
+    rows = runtime.store.events.lease(limit, lease_seconds, owner, topics=topics)
     plan = RelayPlan(rows)
     customers = {
         c["customer_id"]: c for c in load_customers(runtime.source, {r.customer_id for r in rows})
@@ -120,22 +129,31 @@ def plan_relay(
 
 
 def deliver(runtime: Runtime, sends: Sequence[tuple[int, CustomEvent]], workers: int) -> Delivery:
-    """Send events concurrently; errors sorted by what happens next. StopRun propagates."""
-    result = Delivery()
+    """Send events concurrently across customers, one after another within a customer.
 
-    def one(pair: tuple[int, CustomEvent]) -> None:
-        seq, event = pair
-        try:
-            runtime.client.send_custom_event(event.to_wire())
-        except RequestRejected as exc:
-            result.rejected.append((seq, str(exc)))
-        except RetryableError as exc:
-            result.retry.append((seq, str(exc)))
-        else:
-            result.accepted.append(seq)
+    Errors are sorted by what happens next; StopRun propagates. After a retryable failure a
+    customer's later events wait for the retry too, so they never overtake it.
+    """
+    result = Delivery()
+    by_customer: dict[str, list[tuple[int, CustomEvent]]] = {}
+    for seq, event in sends:
+        key = json.dumps(event.user.to_wire(), sort_keys=True)
+        by_customer.setdefault(key, []).append((seq, event))
+
+    def in_order(pairs: list[tuple[int, CustomEvent]]) -> None:
+        for n, (seq, event) in enumerate(pairs):
+            try:
+                runtime.client.send_custom_event(event.to_wire())
+            except RequestRejected as exc:
+                result.rejected.append((seq, str(exc)))
+            except RetryableError as exc:
+                result.retry.extend((later, str(exc)) for later, _ in pairs[n:])
+                return
+            else:
+                result.accepted.append(seq)
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="events") as pool:
-        list(pool.map(one, sends))
+        list(pool.map(in_order, by_customer.values()))
     return result
 
 
@@ -183,11 +201,13 @@ def run_relay(
     export: ExportConfig,
     cfg: EventsConfig,
     owner: str,
-    deliver_many: DeliverMany,
-    send_many: SendMany,
-    wait: Wait,
+    collaborators: tuple[DeliverMany, SendMany, Wait],
+    topics: Sequence[str] = (),
 ) -> Report:
-    """Lease, map, send, and settle queued loyalty events until the queue is drained."""
+    """Lease, map and send queued loyalty events (only ``topics``, when given) until the
+    queue is drained, then bring the affected customers' profile attributes up to date."""
+    check_against_source(runtime, export)
+    deliver_many, send_many, wait = collaborators
     report = Report("Loyalty events")
     report.must_add_up(
         "leased",
@@ -201,37 +221,65 @@ def run_relay(
     )
     customers: set[int] = set()
     while report.counts["leased"] < cfg.max_events_per_run:
-        now = utcnow()
-        plan = plan_relay(runtime, export, cfg, owner, now)
-        if not plan.rows:
+        sent = _relay_round(runtime, export, cfg, owner, deliver_many, topics, report)
+        if sent is None:
             break
-        report.add("leased", len(plan.rows))
-        report.add("stale_sent", plan.stale_sent)
-        for label in plan.labels.values():
-            report.add(label)
-        for seq, code, detail in plan.quarantined:
-            runtime.store.events.quarantine([seq], code, detail)
-        done = [r.seq for r in plan.rows if plan.labels.get(r.seq) in _FINISHED]
-        runtime.store.events.ack(done)
-        for delivery in deliver_many(chunked(plan.sends, 500)):
-            apply_delivery(runtime, delivery, now)
-            report.add("accepted_events", len(delivery.accepted))
-            report.add("rejected_events", len(delivery.rejected))
-            report.add("retry_later", len(delivery.retry))
-        sent = {seq for seq, _ in plan.sends}
-        customers |= {r.customer_id for r in plan.rows if r.seq in sent}
-    if report.counts["stale_sent"] or report.counts["stale_skipped"]:
+        customers |= sent
+    stale = report.counts["stale_sent"] + report.counts["stale_skipped"]
+    if stale:
         report.notes.append(
-            f"{report.counts['stale_sent'] + report.counts['stale_skipped']} event(s) were older "
-            "than 12 hours: Attentive accepts them but they trigger no journey"
+            f"{stale} event(s) were older than 12 hours: Attentive accepts them but they "
+            "trigger no journey"
         )
-    if cfg.update_profiles and customers:
-        report.add("profiles", len(customers))
-        job_ids = add_sends(
-            report, send_many(profile_batches(runtime, export, cfg, customers), KIND)
-        )
-        add_wait(report, wait(job_ids))
+    if cfg.update_profiles:
+        _update_profiles(runtime, export, cfg, customers, send_many, wait, report)
     return report
+
+
+def _relay_round(
+    runtime: Runtime,
+    export: ExportConfig,
+    cfg: EventsConfig,
+    owner: str,
+    deliver_many: DeliverMany,
+    topics: Sequence[str],
+    report: Report,
+) -> set[int] | None:
+    """One lease's worth; returns the customers whose events were sent (None: queue empty)."""
+    now = utcnow()
+    plan = plan_relay(runtime, export, cfg, owner, now, topics)
+    if not plan.rows:
+        return None
+    report.add("leased", len(plan.rows))
+    report.add("stale_sent", plan.stale_sent)
+    for label in plan.labels.values():
+        report.add(label)
+    for seq, code, detail in plan.quarantined:
+        runtime.store.events.quarantine([seq], code, detail)
+    runtime.store.events.ack([r.seq for r in plan.rows if plan.labels.get(r.seq) in _FINISHED])
+    for delivery in deliver_many(chunked(plan.sends, 500)):
+        apply_delivery(runtime, delivery, now)
+        report.add("accepted_events", len(delivery.accepted))
+        report.add("rejected_events", len(delivery.rejected))
+        report.add("retry_later", len(delivery.retry))
+    sent = {seq for seq, _ in plan.sends}
+    return {r.customer_id for r in plan.rows if r.seq in sent}
+
+
+def _update_profiles(
+    runtime: Runtime,
+    export: ExportConfig,
+    cfg: EventsConfig,
+    customers: set[int],
+    send_many: SendMany,
+    wait: Wait,
+    report: Report,
+) -> None:
+    """Write the profiles through the bulk path, and settle earlier runs' profile jobs."""
+    report.add("profiles", len(customers))
+    batches = profile_batches(runtime, export, cfg, customers) if customers else []
+    job_ids = add_sends(report, send_many(batches, KIND))
+    add_wait(report, wait(unsettled(runtime, KIND) + job_ids))
 
 
 _FINISHED = frozenset({"not_selected", "stale_skipped", "dropped"})

@@ -7,6 +7,7 @@ must add up, is the same either way.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,11 +15,13 @@ from sqlalchemy import func, select
 
 from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.engine import backfill, incremental
+from attentive_sync.engine.checks import check_against_source
 from attentive_sync.engine.report import Report
 from attentive_sync.engine.runtime import Runtime
 from attentive_sync.engine.send import Batch, SendResult, send_batch
 from attentive_sync.engine.settle import WaitResult, poll_jobs, settle_jobs, wait_and_settle
 from attentive_sync.sources.schema import audience_members
+from attentive_sync.store.queue import MAX_LEASE
 
 SendMany = Callable[[list[Batch], str], list[SendResult]]
 Wait = Callable[[list[str]], WaitResult]
@@ -26,10 +29,11 @@ Progress = Callable[[float, str], None]
 
 
 def thread_pool_sender(runtime: Runtime, run_label: str, workers: int) -> SendMany:
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bulk-send")
+    """Send batches on ``workers`` threads (the engine-only path; Prefect uses tasks)."""
 
     def send_many(batches: list[Batch], kind: str) -> list[SendResult]:
-        return list(pool.map(lambda b: send_batch(runtime, b, kind, run_label), batches))
+        with ThreadPoolExecutor(workers, thread_name_prefix="bulk-send") as pool:
+            return list(pool.map(lambda b: send_batch(runtime, b, kind, run_label), batches))
 
     return send_many
 
@@ -61,12 +65,18 @@ def add_sends(report: Report, results: list[SendResult]) -> list[str]:
 def add_wait(report: Report, wait: WaitResult) -> None:
     report.add("jobs_settled", len(wait.settled))
     report.add("jobs_unfinished", len(wait.unfinished))
-    for name in ("accepted", "rejected", "retried"):
+    for name in ("accepted", "rejected", "retried", "parked"):
         report.add(name, wait.total(name))
     if wait.unfinished:
         report.notes.append(
             f"{len(wait.unfinished)} job(s) still running; a later run settles them"
         )
+
+
+def unsettled(runtime: Runtime, kind: str) -> list[str]:
+    """Jobs of ``kind`` that earlier runs left running: each flow settles its own kind only,
+    so two flows never settle one job at the same time."""
+    return [job.job_id for job in runtime.store.jobs.list_unsettled(kind)]
 
 
 def count_members(runtime: Runtime, audiences: list[str]) -> int:
@@ -95,10 +105,11 @@ def run_backfill(
     if not config.existing_users:
         report.notes.append("existing_users is off: no backfill")
         return report
+    check_against_source(runtime, config)
     total = max(1, count_members(runtime, config.audiences))
     planner = backfill.BackfillPlanner(runtime, config, run_key)
     # Jobs an interrupted run recorded but never settled are settled with this run's own.
-    job_ids = [job.job_id for job in runtime.store.jobs.list_unsettled(backfill.KIND)]
+    job_ids = unsettled(runtime, backfill.KIND)
     for page in planner.pages():
         job_ids += add_sends(report, send_many(page.batches, backfill.KIND))
         planner.commit(page)
@@ -106,26 +117,35 @@ def run_backfill(
         report.add("quarantined", page.quarantined)
         report.add("skipped_already_sent", page.skipped)
         report.add("skipped_already_quarantined", page.skipped_quarantined)
-        progress(min(1.0, report.counts["members_read"] / total), page.audience)
+        progress(min(1.0, planner.members_read() / total), page.audience)
     add_wait(report, wait(job_ids))
     return report
 
 
 def run_incremental(
-    runtime: Runtime, config: ExportConfig, owner: str, send_many: SendMany, wait: Wait
+    runtime: Runtime,
+    config: ExportConfig,
+    owner: str,
+    send_many: SendMany,
+    wait: Wait,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Report:
-    """Settle what earlier runs left running, then send what is queued now."""
+    """Settle what earlier runs left running, then send what is queued now.
+
+    A backlog larger than one lease is drained lease after lease until the flush interval
+    is spent; the next scheduled run carries on from there.
+    """
+    check_against_source(runtime, config)
     report = Report("Audience incremental")
     report.must_add_up(
         "leased", "coalesced", "not_exported", "quarantined", "records_sent", "rejected_on_submit"
     )
-    earlier = [job.job_id for job in runtime.store.jobs.list_unsettled()]
-    add_wait(report, wait(earlier))
+    stop_at = clock() + config.flush_interval_seconds
+    add_wait(report, wait(unsettled(runtime, incremental.KIND)))
     while True:
-        plan = incremental.plan_incremental(runtime, config, owner)
+        plan = incremental.plan_incremental(runtime, config, owner, MAX_LEASE)
         for name in ("leased", "coalesced", "not_exported", "quarantined", "early_flushes"):
             report.add(name, getattr(plan, name))
-        job_ids = add_sends(report, send_many(plan.batches, incremental.KIND))
-        add_wait(report, wait(job_ids))
-        if plan.leased < 5000:
+        add_wait(report, wait(add_sends(report, send_many(plan.batches, incremental.KIND))))
+        if plan.leased < MAX_LEASE or clock() > stop_at:
             return report

@@ -7,6 +7,7 @@ that FAILED, a line missing from the results) -> back to its queue for a later r
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -14,18 +15,23 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from attentive_sync.attentive import BulkJob, RecordResult
+from attentive_sync.attentive import AttentiveError, BulkJob, NotFound, RecordResult
 from attentive_sync.domain.errors import REJECTED_BY_ATTENTIVE
 from attentive_sync.engine.runtime import Runtime
 from attentive_sync.engine.send import QUEUE_KINDS, quarantine_item
+from attentive_sync.sources.loyalty import is_member
 from attentive_sync.store.accepted import AcceptedAttribute
 from attentive_sync.store.jobs import JobItem
 from attentive_sync.store.records import NewDelta
 from attentive_sync.store.types import utcnow
 
+log = logging.getLogger("attentive_sync.engine")
+
 RETRIES_EXHAUSTED = "retries_exhausted"
+LOST = "LOST"
 JOB_FAILED = "job_failed"
 MAX_ATTEMPTS = 8
+POLL_SLICE = 200
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -38,6 +44,7 @@ class SettleResult:
     accepted: int = 0
     rejected: int = 0
     retried: int = 0
+    parked: int = 0
 
 
 @dataclass
@@ -58,7 +65,11 @@ def _fan_out(fn: Callable[[T], R], items: list[T], workers: int) -> list[R]:
 
 
 def _poll_one(runtime: Runtime, job_id: str) -> BulkJob:
-    job = runtime.client.get_bulk_job(job_id)
+    try:
+        job = runtime.client.get_bulk_job(job_id)
+    except NotFound:
+        # Attentive keeps jobs two weeks; a job it no longer knows is settled as lost.
+        job = BulkJob(job_id, LOST, None, None)
     finished_at = utcnow() if job.finished else None
     runtime.store.jobs.update_status(job_id, job.status, finished_at=finished_at)
     return job
@@ -77,16 +88,31 @@ def _retry_at(attempts: int, now: datetime) -> datetime:
     return now + timedelta(seconds=min(3600, 30 * 2**attempts))
 
 
-def _results(runtime: Runtime, job: BulkJob) -> dict[int, RecordResult]:
-    if job.status != "COMPLETED" or not job.results_url:
-        return {}
-    return {r.index: r for r in runtime.client.iter_bulk_results(job.results_url)}
+def _results(runtime: Runtime, job: BulkJob) -> tuple[dict[int, RecordResult], str]:
+    """Per-record results by index, and why there are none when a job has none."""
+    if job.status == "FAILED":
+        return {}, JOB_FAILED
+    if job.status == LOST:
+        return {}, "Attentive no longer knows this job"
+    if not job.results_url:
+        return {}, "the completed job has no results file"
+    try:
+        return {r.index: r for r in runtime.client.iter_bulk_results(job.results_url)}, ""
+    except AttentiveError as exc:
+        log.warning(
+            "results of job %s are unreadable (%s); its records are retried", job.job_id, exc
+        )
+        return {}, "results file unreadable"
 
 
 def settle_job(runtime: Runtime, job: BulkJob) -> SettleResult:
-    """Apply a finished job's results. Safe to repeat: every step is idempotent."""
+    """Apply a finished job's results to the queues, the quarantine and the ledger.
+
+    One run settles a given job kind at a time (each deployment runs one at a time and
+    waits only on its own kind), so a job is not settled twice concurrently.
+    """
     store, now = runtime.store, utcnow()
-    results = _results(runtime, job)
+    results, missing = _results(runtime, job)
     outcome = SettleResult(job.job_id, job.status)
     accepted: list[JobItem] = []
     retry: list[tuple[int, JobItem, str]] = []
@@ -98,20 +124,18 @@ def settle_job(runtime: Runtime, job: BulkJob) -> SettleResult:
             quarantine_item(runtime, item, REJECTED_BY_ATTENTIVE, result.message, result.request)
             outcome.rejected += 1
         else:
-            reason = (
-                JOB_FAILED
-                if job.status == "FAILED"
-                else (result.message if result else "no result")
-            )
-            retry.append((idx, item, reason))
+            retry.append((idx, item, result.message if result else missing or "no result"))
+    # Latest wins by *submission* time: a job that settles late must not overwrite a
+    # value that a job submitted after it already set.
+    submitted = store.jobs.get(job.job_id).submitted_at
     store.accepted.record_many(
-        AcceptedAttribute(i.customer_id, name, value, job.job_id, now)
+        AcceptedAttribute(i.customer_id, name, value, job.job_id, submitted)
         for i in accepted
         for name, value in i.attributes.items()
     )
     _ack(runtime, accepted)
-    _retry(runtime, job.job_id, retry, now)
-    outcome.accepted, outcome.retried = len(accepted), len(retry)
+    outcome.retried, outcome.parked = _retry(runtime, job.job_id, retry, now)
+    outcome.accepted = len(accepted)
     store.jobs.mark_settled(job.job_id, outcome.accepted, outcome.rejected)
     return outcome
 
@@ -123,30 +147,36 @@ def _ack(runtime: Runtime, items: list[JobItem]) -> None:
 
 def _retry(
     runtime: Runtime, job_id: str, retry: list[tuple[int, JobItem, str]], now: datetime
-) -> None:
-    """Queue rows go back to their queue; backfill members become enter/exit deltas."""
-    store = runtime.store
+) -> tuple[int, int]:
+    """Send records back for a later run; returns (retried, parked in the quarantine).
+
+    Queue rows go back to their queue (until their attempts run out); a backfill member
+    becomes an ``enter`` delta if still a member; a notice or profile write is parked,
+    and its replay rebuilds it.
+    """
+    store, retried, parked = runtime.store, 0, 0
     for source_kind, queue in (("delta", store.deltas), ("event", store.events)):
         seqs = {int(i.source_ref): reason for _, i, reason in retry if i.source_kind == source_kind}
         for row in queue.get(list(seqs)):
             if row.attempts + 1 >= MAX_ATTEMPTS:
-                queue.quarantine(
-                    [row.seq], RETRIES_EXHAUSTED, f"{MAX_ATTEMPTS} attempts: {seqs[row.seq]}"
-                )
+                detail = f"{MAX_ATTEMPTS} attempts: {seqs[row.seq]}"
+                parked += queue.quarantine([row.seq], RETRIES_EXHAUSTED, detail)
             else:
-                queue.nack([row.seq], seqs[row.seq], _retry_at(row.attempts, now))
+                retried += queue.nack([row.seq], seqs[row.seq], _retry_at(row.attempts, now))
+    members = [(idx, i) for idx, i, _ in retry if i.source_kind == "backfill"]
     deltas = [
-        NewDelta(
-            audience, i.customer_id, "enter" if value else "exit", now, f"retry:{job_id}:{idx}"
-        )
-        for idx, i, _ in retry
-        if i.source_kind == "backfill"
-        for audience, value in i.attributes.items()
+        NewDelta(audience, i.customer_id, "enter", now, f"retry:{job_id}:{idx}")
+        for idx, i in members
+        for audience in i.attributes
+        if is_member(runtime.source, audience, i.customer_id)
     ]
     store.deltas.enqueue(deltas, now=now)
+    retried += len(members)
     for _, item, reason in retry:
         if item.source_kind not in QUEUE_KINDS and item.source_kind != "backfill":
             quarantine_item(runtime, item, JOB_FAILED, reason)
+            parked += 1
+    return retried, parked
 
 
 def wait_and_settle(
@@ -169,9 +199,14 @@ def wait_and_settle(
     stop_at = clock() + deadline_seconds
     while pending:
         result.polls += 1
-        finished = [job for job in poll(pending) if job.finished]
-        result.settled.extend(settle(finished))
-        done = {job.job_id for job in finished}
+        done: set[str] = set()
+        # Oldest first, a slice at a time, so a long backlog cannot overrun the deadline.
+        for start in range(0, len(pending), POLL_SLICE):
+            finished = [job for job in poll(pending[start : start + POLL_SLICE]) if job.finished]
+            result.settled.extend(settle(finished))
+            done |= {job.job_id for job in finished}
+            if clock() > stop_at:
+                break
         pending = [job_id for job_id in pending if job_id not in done]
         if not pending or clock() + poll_interval > stop_at:
             break

@@ -181,3 +181,11 @@ def load_program_settings(bind: Bind) -> ProgramSettings:
         expiry_notice_days=int(row.expiry_notice_days),
         reward_reminder_enabled_at=row.reward_reminder_enabled_at,
     )
+
+
+def is_member(bind: Bind, audience: str, customer_id: int) -> bool:
+    """Whether ``customer_id`` is in ``audience`` now (a retried backfill re-checks this)."""
+    m = audience_members.c
+    query = select(m.customer_id).where(m.audience_slug == audience, m.customer_id == customer_id)
+    with _connected(bind) as conn:
+        return conn.execute(query).first() is not None

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CompoundSelect, Select, Table, and_, or_, select, union_all
+from sqlalchemy import ColumnElement, CompoundSelect, Select, Table, and_, or_, select, union_all
 from sqlalchemy.engine import Connection
 
 from attentive_sync.store import _sql
@@ -39,12 +39,15 @@ def held_back_customers(t: Table, now: datetime) -> CompoundSelect:
     return union_all(held, waiting)
 
 
-def takeable_rows(t: Table, limit: int, now: datetime) -> Select[Any]:
+def takeable_rows(
+    t: Table, limit: int, now: datetime, only: Sequence[ColumnElement[bool]] = ()
+) -> Select[Any]:
     """Rows a lease may take now, in queue order; on PostgreSQL locked, passing over rows
-    another worker has locked."""
+    another worker has locked. ``only`` narrows the lease (e.g. to some event topics)."""
     return (
         select(t)
         .where(
+            *only,
             t.c.state.in_(_sql.literal_in("takeable", TAKEABLE_STATES)),
             or_(
                 and_(t.c.state == "pending", t.c.next_attempt_at <= now),
@@ -58,9 +61,7 @@ def takeable_rows(t: Table, limit: int, now: datetime) -> Select[Any]:
     )
 
 
-def keep_customer_order(
-    conn: Connection, table: Table, candidates: Sequence[Any]
-) -> list[Any]:
+def keep_customer_order(conn: Connection, table: Table, candidates: Sequence[Any]) -> list[Any]:
     """Drop candidates whose customer has an earlier unfinished row this lease did not take.
 
     The lease query already skips customers that are held back. What it cannot see is an

@@ -55,9 +55,7 @@ class Notices:
             )
         return result.rowcount == 1
 
-    def already_sent(
-        self, kind: str, keys: Iterable[tuple[int, str]]
-    ) -> set[tuple[int, str]]:
+    def already_sent(self, kind: str, keys: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
         """Which of these (customer_id, period_key) pairs were sent for ``kind``."""
         table = notices_sent
         found: set[tuple[int, str]] = set()

@@ -96,9 +96,19 @@ class Queue(Generic[N, R]):
         return EnqueueResult(stored=stored, duplicates=received - stored)
 
     def lease(
-        self, limit: int, lease_seconds: float, owner: str, now: datetime | None = None
+        self,
+        limit: int,
+        lease_seconds: float,
+        owner: str,
+        now: datetime | None = None,
+        *,
+        topics: Sequence[str] = (),
     ) -> list[R]:
-        """Take up to ``limit`` rows in queue order for ``owner`` until the lease expires."""
+        """Take up to ``limit`` rows in queue order for ``owner`` until the lease expires.
+
+        ``topics`` (events only) narrows the lease to those topics: a notice flow sends its
+        own notices and leaves every other event to the relay.
+        """
         if not 1 <= limit <= MAX_LEASE:
             raise ValueError(f"limit must be between 1 and {MAX_LEASE}, got {limit}")
         if lease_seconds <= 0:
@@ -106,7 +116,8 @@ class Queue(Generic[N, R]):
         now = as_of(now)
         expires = now + timedelta(seconds=lease_seconds)
         with self._engine.begin() as conn:
-            candidates = conn.execute(takeable_rows(self._t, limit, now)).mappings().all()
+            only = [self._t.c.topic.in_(topics)] if topics else []
+            candidates = conn.execute(takeable_rows(self._t, limit, now, only)).mappings().all()
             taken = keep_customer_order(conn, self._t, candidates)
             seqs = [row["seq"] for row in taken]
             for among in _sql.member_of(conn, self._t.c.seq, seqs):

@@ -42,7 +42,7 @@ JOB_KINDS: tuple[str, ...] = (
     "reward_reminder",
     "expiry_notice",
 )
-SOURCE_KINDS: tuple[str, ...] = ("delta", "backfill", "event", "notice")
+SOURCE_KINDS: tuple[str, ...] = ("delta", "backfill", "event", "notice", "profile")
 
 metadata = MetaData(
     naming_convention={

@@ -26,8 +26,14 @@ from attentive_sync.engine.notices.reminder import (
 )
 
 
-def plan_reward_reminders(conn: Connection, as_of: datetime) -> ReminderResult:
-    """Reminders for the last interval completed at ``as_of``."""
+def plan_reward_reminders(
+    conn: Connection, as_of: datetime, state: Connection | None = None
+) -> ReminderResult:
+    """Reminders for the last interval completed at ``as_of``.
+
+    ``conn`` reads the loyalty data, ``state`` the engine's own tables (events relayed,
+    notices sent); they are one connection when both live in one database.
+    """
     enabled_at = queries.load_program_settings(conn).reward_reminder_enabled_at
     if enabled_at is None:
         return _no_reminders("the reward reminder is not enabled")
@@ -39,7 +45,7 @@ def plan_reward_reminders(conn: Connection, as_of: datetime) -> ReminderResult:
         queries.load_balances(conn),
         queries.load_points_approved(conn, interval),
         queries.load_rewards(conn),
-        queries.load_reminder_notified_ids(conn, interval),
+        queries.load_reminder_notified_ids(state or conn, interval),
         interval,
     )
 
@@ -48,8 +54,10 @@ def _no_reminders(reason: str) -> ReminderResult:
     return ReminderResult(None, empty_reminders(), ReminderCounts(), reason)
 
 
-def plan_expiry_notices(conn: Connection, as_of: date) -> ExpiryResult:
-    """Expiry notices due on ``as_of`` (a UTC day)."""
+def plan_expiry_notices(
+    conn: Connection, as_of: date, state: Connection | None = None
+) -> ExpiryResult:
+    """Expiry notices due on ``as_of`` (a UTC day); ``state`` as for the reminders."""
     settings = queries.load_program_settings(conn).expiry
     if not settings.points_expiry_enabled:
         return expiry_disabled(as_of)
@@ -57,5 +65,5 @@ def plan_expiry_notices(conn: Connection, as_of: date) -> ExpiryResult:
         queries.load_expiry_candidates(conn, settings, as_of),
         settings,
         as_of,
-        queries.load_expiry_notice_keys(conn, as_of),
+        queries.load_expiry_notice_keys(state or conn, as_of),
     )

@@ -28,7 +28,7 @@ HELD = "state IN ('leased', 'inflight')"
 WAITING = "state IN ('pending')"
 INFLIGHT = "state IN ('inflight')"
 STATES = "state IN ('pending', 'leased', 'inflight', 'done', 'quarantined')"
-SOURCE_KINDS = "source_kind IN ('delta', 'backfill', 'event', 'notice')"
+SOURCE_KINDS = "source_kind IN ('delta', 'backfill', 'event', 'notice', 'profile')"
 JOB_KINDS = (
     "kind IN ('audience_backfill', 'audience_incremental', 'loyalty_profile', "
     "'reward_reminder', 'expiry_notice')"
