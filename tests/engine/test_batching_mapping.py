@@ -3,6 +3,7 @@ import pytest
 import respx
 from pydantic import ValidationError
 
+from attentive_sync.attentive import ServerError
 from attentive_sync.domain.errors import RecordRejected
 from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.engine.batching import Batcher
@@ -125,3 +126,26 @@ def test_whole_request_400_isolates_the_bad_record(make_client):
     sent = sorted(u.customer_id for job in outcome.jobs for u in job.users)
     assert sent == [1, 2, 3, 4, 6, 7, 8]
     assert outcome.requests == 7  # 1 + 2 + 2 + 2 for 8 users with one poison
+
+
+@respx.mock
+def test_parts_accepted_before_a_failure_are_reported_at_once(make_client):
+    mapper = Mapper(CONFIG)
+    users = [
+        mapper.map(row(customer_id=i, phone=f"+1415555{i:04d}"), {"vip": True}) for i in range(1, 5)
+    ]
+    answers = iter(
+        [
+            httpx.Response(400, json={"error": {"id": 1, "message": "bad"}}),
+            httpx.Response(202, json={"batchJobId": "left"}),
+            httpx.Response(503),
+        ]
+    )
+    respx.post("https://api.attentivemobile.com/v2/bulk/user/attributes").mock(
+        side_effect=lambda request: next(answers, httpx.Response(503))
+    )
+    recorded = []
+    with pytest.raises(ServerError):
+        submit_isolating(make_client(max_attempts=1), users, recorded.append)
+    assert [job.job_id for job in recorded] == ["left"]
+    assert [u.customer_id for u in recorded[0].users] == [1, 2]

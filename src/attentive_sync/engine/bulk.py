@@ -7,7 +7,7 @@ record(s) stand alone: 255 good users are never dropped for one bad one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from attentive_sync.attentive import AttentiveClient, RequestRejected
@@ -33,10 +33,16 @@ class SubmitOutcome:
         return self
 
 
-def submit_isolating(client: AttentiveClient, users: Sequence[BulkUser]) -> SubmitOutcome:
+def submit_isolating(
+    client: AttentiveClient,
+    users: Sequence[BulkUser],
+    on_job: Callable[[SubmittedJob], None] = lambda job: None,
+) -> SubmitOutcome:
     """Submit one batch; on a whole-request 400, bisect until the culprits are isolated.
 
-    Retryable errors propagate: their owner is the client (seconds) or the caller (later).
+    ``on_job`` runs as soon as Attentive accepts a part, before the next part goes: if a
+    later part fails, what was already accepted is on record. Retryable errors propagate:
+    their owner is the client (seconds) or the caller (later).
     """
     outcome = SubmitOutcome(requests=1)
     try:
@@ -46,7 +52,9 @@ def submit_isolating(client: AttentiveClient, users: Sequence[BulkUser]) -> Subm
             outcome.rejected.append((users[0], str(exc)))
             return outcome
         middle = len(users) // 2
-        outcome.merge(submit_isolating(client, users[:middle]))
-        return outcome.merge(submit_isolating(client, users[middle:]))
-    outcome.jobs.append(SubmittedJob(job_id, tuple(users)))
+        outcome.merge(submit_isolating(client, users[:middle], on_job))
+        return outcome.merge(submit_isolating(client, users[middle:], on_job))
+    job = SubmittedJob(job_id, tuple(users))
+    on_job(job)
+    outcome.jobs.append(job)
     return outcome

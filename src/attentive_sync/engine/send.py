@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from attentive_sync.domain.errors import REJECTED_BY_ATTENTIVE
 from attentive_sync.domain.users import BulkUser
-from attentive_sync.engine.bulk import submit_isolating
+from attentive_sync.engine.bulk import SubmittedJob, submit_isolating
 from attentive_sync.engine.runtime import Runtime
 from attentive_sync.masking import mask_payload
 from attentive_sync.store.jobs import JobItem
@@ -42,21 +42,41 @@ def make_batch(pairs: Sequence[tuple[BulkUser, JobItem]]) -> Batch:
 def send_batch(runtime: Runtime, batch: Batch, kind: str, run_label: str) -> SendResult:
     """Submit ``batch`` (bisecting on a whole-request 400) and record every job it became.
 
-    Retryable errors propagate so the caller's retry owner can act; records Attentive
-    refused outright are quarantined here with its message.
+    Each job is recorded the moment Attentive accepts it, and records a recorded job
+    already carries are left out, so a retried send never sends them twice. Retryable
+    errors propagate so the caller's retry owner can act; records Attentive refused
+    outright are quarantined here with its message.
     """
-    by_user = {id(u): item for u, item in zip(batch.users, batch.items, strict=True)}
-    outcome = submit_isolating(runtime.client, batch.users)
-    result = SendResult(requests=outcome.requests)
-    for job in outcome.jobs:
+    pending = _not_yet_carried(runtime, batch)
+    by_user = {id(u): item for u, item in pending}
+    result = SendResult()
+    if not pending:
+        return result
+
+    def record(job: SubmittedJob) -> None:
         items = [by_user[id(u)] for u in job.users]
         runtime.store.jobs.record_job(job.job_id, kind, items, run_label)
         result.job_ids.append(job.job_id)
         result.records_sent += len(items)
+
+    outcome = submit_isolating(runtime.client, [u for u, _ in pending], record)
+    result.requests = outcome.requests
     for user, message in outcome.rejected:
         quarantine_item(runtime, by_user[id(user)], REJECTED_BY_ATTENTIVE, message, user.to_wire())
         result.rejected += 1
     return result
+
+
+def _not_yet_carried(runtime: Runtime, batch: Batch) -> list[tuple[BulkUser, JobItem]]:
+    carried: set[tuple[str, str]] = set()
+    for source_kind in {item.source_kind for item in batch.items}:
+        refs = [item.source_ref for item in batch.items if item.source_kind == source_kind]
+        carried |= {(source_kind, ref) for ref in runtime.store.jobs.carried(source_kind, refs)}
+    return [
+        (user, item)
+        for user, item in zip(batch.users, batch.items, strict=True)
+        if (item.source_kind, item.source_ref) not in carried
+    ]
 
 
 def quarantine_item(
