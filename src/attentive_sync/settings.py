@@ -51,12 +51,11 @@ class SyncSettings(BaseSettings):
         None,
         description="The loyalty program's database (reference schema or views); default db_url",
     )
-    default_region: str = Field("US", min_length=2, max_length=2)
     intake_secret: SecretStr | None = None
-    program_name: str = "Loyalty"
     send_concurrency: int = Field(8, ge=1, le=64, description="bulk requests in flight at once")
-    lease_seconds: float = Field(300.0, gt=0)
-    job_wait_seconds: float = Field(20.0, ge=0, description="how long a run waits on its jobs")
+    # Longer than a run's worst case (client backoff plus the bulk-send task's retries),
+    # so a lease never expires under a worker that is still sending its rows.
+    lease_seconds: float = Field(900.0, gt=0)
     poll_interval_seconds: float = Field(1.0, gt=0)
 
     @property

@@ -9,6 +9,7 @@ from support.program import CONFIG, NOW
 from attentive_sync.engine.notice_runs import run_expiry_notice, run_reward_reminder
 from attentive_sync.engine.relay import EventsConfig, thread_deliverer
 from attentive_sync.engine.runs import direct_waiter, thread_pool_sender
+from attentive_sync.store.records import NewEvent
 
 
 def collaborators(runtime):
@@ -20,7 +21,11 @@ def collaborators(runtime):
 
 
 def test_reward_reminder_twice_for_one_interval_sends_nothing_new(runtime, emulator):
+    # An unrelated queued event is the relay's to send, not the reminder's.
+    other = NewEvent("other-1", "referral_complete", 999_999, NOW, {"referred_customer": "S"})
+    runtime.store.events.enqueue([other])
     first = run_reward_reminder(runtime, CONFIG, EventsConfig(), NOW, collaborators(runtime), "t")
+    assert runtime.store.events.counts()["pending"] == 1  # still waiting for the relay
     assert first.problems() == []
     counts = first.counts
     assert counts["to_send"] > 0 and counts["claimed"] == counts["to_send"]

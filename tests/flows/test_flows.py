@@ -118,3 +118,18 @@ def _any_job(store):
 
     with store.engine.connect() as conn:
         return conn.execute(select(bulk_jobs.c.job_id).limit(1)).scalar_one()
+
+
+@pytest.mark.prefect
+def test_notice_flows_under_prefect(flow_env, emulator):
+    from datetime import timedelta
+
+    from support.program import NOW
+
+    first = FLOWS["reward-reminder"](config=CONFIG, as_of=NOW, wait_seconds=10)
+    assert first["to_send"] > 0 and first["claimed"] == first["to_send"]
+    again = FLOWS["reward-reminder"](config=CONFIG, as_of=NOW, wait_seconds=10)
+    assert again["to_send"] == 0
+    day = (NOW + timedelta(days=20)).date()
+    expiry = FLOWS["expiry-notice"](config=CONFIG, as_of=day, wait_seconds=10)
+    assert expiry["accepted_events"] == expiry["to_send"] > 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import timedelta, timezone
+from datetime import timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -11,21 +11,14 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, event, select
 
 from attentive_sync.sources import (
-    SourceDataError,
     audience_slugs,
     iter_audience_member_pages,
-    iter_customer_id_pages,
     load_customers,
-    load_program_settings,
-    load_rewards,
-    load_tiers,
-    points_approved_between,
     points_balances,
 )
 from attentive_sync.sources.schema import audience_members, points_ledger
 from attentive_sync.sources.seed import AUDIENCES
-from attentive_sync.store.db import init_db, make_engine
-from tests.sources.conftest import CUSTOMERS, NOW
+from tests.sources.conftest import CUSTOMERS
 
 FIXTURE_OK = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -92,11 +85,6 @@ def test_page_size_must_be_positive(engine: Engine) -> None:
         next(iter_audience_member_pages(engine, "vip", page_size=0))
 
 
-def test_customer_pages_walk_the_whole_program(engine: Engine) -> None:
-    ids = [cid for page in iter_customer_id_pages(engine, page_size=5000) for cid in page]
-    assert ids == list(range(1, CUSTOMERS + 1))
-
-
 def test_audience_slugs_lists_every_defined_audience(engine: Engine) -> None:
     assert audience_slugs(engine) == sorted(AUDIENCES)
 
@@ -125,38 +113,3 @@ def test_points_balances_sum_approved_entries_only(engine: Engine) -> None:
     balances = points_balances(engine, ids + [CUSTOMERS + 1])
     assert balances == {**expected, CUSTOMERS + 1: 0}
     assert min(balances.values()) >= 0
-
-
-def test_points_approved_between_counts_approved_earnings_in_a_half_open_interval(
-    engine: Engine,
-) -> None:
-    ids = list(range(2, 2000, 5))
-    start, end = NOW - timedelta(days=61), NOW - timedelta(days=30)
-    expected = dict.fromkeys(ids, 0)
-    for cid, points, kind, status, at in _ledger(engine, ids):
-        if kind == "earned" and status == "approved" and start <= at < end:
-            expected[cid] += points
-    assert points_approved_between(engine, ids, start, end) == expected
-    assert any(expected.values())
-
-
-def test_program_tables_read_back_whole(engine: Engine) -> None:
-    rewards = load_rewards(engine)
-    assert [r["reward_id"] for r in rewards] == sorted(r["reward_id"] for r in rewards)
-    assert {r["kind"] for r in rewards} >= {"point_slider", "gift_card"}
-    assert [t["name"] for t in load_tiers(engine)] == ["Bronze", "Silver", "Gold"]
-    program = load_program_settings(engine)
-    assert (program.points_expiry_enabled, program.expiry_period_days) == (True, 365)
-    assert program.expiry_notice_days == 30
-    assert program.reward_reminder_enabled_at == NOW.replace(year=NOW.year - 1, month=5)
-
-
-def test_missing_program_settings_is_a_clear_error(tmp_path) -> None:
-    url = f"sqlite:///{tmp_path / 'empty.db'}"
-    init_db(url)
-    engine = make_engine(url)
-    try:
-        with pytest.raises(SourceDataError, match="program_settings"):
-            load_program_settings(engine)
-    finally:
-        engine.dispose()

@@ -118,18 +118,6 @@ def test_ack_and_nack_only_touch_rows_that_are_held(store: Store) -> None:
     }
 
 
-def test_rows_for_job_lists_what_a_job_carries_for_release(store: Store) -> None:
-    store.deltas.enqueue([delta(1), delta(2), delta(3)], now=T0)
-    rows = store.deltas.lease(3, 60, "w", now=T0)
-    assert store.deltas.mark_inflight(seqs(rows[:2]), "job-9") == 2
-
-    carried = store.deltas.rows_for_job("job-9")
-    assert seqs(carried) == seqs(rows[:2])
-    assert store.deltas.nack(seqs(carried), "job expired unsettled", retry_at=at(1)) == 2
-    assert store.deltas.rows_for_job("job-9") == []
-    assert store.deltas.counts()["pending"] == 2
-
-
 def test_quarantine_masks_parks_and_replay_requeues(store: Store) -> None:
     store.deltas.enqueue([delta(1), delta(1, audience="gold", minute=1)], now=T0)
     bad = store.deltas.lease(1, 60, "w", now=T0)

@@ -42,8 +42,10 @@ def test_record_job_stores_items_in_order_and_marks_carried_rows_inflight(store:
         "run-a",
     )
     assert store.jobs.items("job-1") == items
-    assert [row.seq for row in store.deltas.rows_for_job("job-1")] == [seqs[0]]
-    assert [row.seq for row in store.events.rows_for_job("job-1")] == [event_row.seq]
+    (carried_delta,) = store.deltas.get([seqs[0]])
+    (carried_event,) = store.events.get([event_row.seq])
+    assert (carried_delta.state, carried_delta.job_id) == ("inflight", "job-1")
+    assert (carried_event.state, carried_event.job_id) == ("inflight", "job-1")
     assert store.deltas.get([seqs[1]])[0].state == "leased", "rows not in the job are untouched"
 
 

@@ -7,8 +7,7 @@ Every outcome has a ``label``, so a run report's counts add up to the events it 
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
@@ -166,8 +165,3 @@ def map_event(
     except ValidationError as exc:
         return Rejected(INVALID_EVENT, _event_errors(exc))
     return Send(event, stale=stale)
-
-
-def tally(outcomes: Iterable[Outcome]) -> Counter[str]:
-    """Count outcomes by label, for run reports."""
-    return Counter(outcome.label for outcome in outcomes)

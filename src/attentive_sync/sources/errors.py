@@ -1,7 +1,6 @@
 """Errors raised while reading or seeding the loyalty program's data.
 
 SourceError
-├── SourceDataError   the data breaks the reference schema's contract
 └── SeedError         a seed request that cannot be honoured as asked
 """
 
@@ -10,10 +9,6 @@ from __future__ import annotations
 
 class SourceError(Exception):
     """Base class: something about the loyalty source the user must fix."""
-
-
-class SourceDataError(SourceError):
-    """The source holds data the reference schema does not allow (e.g. no program settings)."""
 
 
 class SeedError(SourceError):

@@ -13,21 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, Connection, Engine, Select, func, select
 
-from attentive_sync.sources.errors import SourceDataError
 from attentive_sync.sources.schema import (
     audience_members,
     audiences,
     customers,
     points_ledger,
-    program_settings,
-    rewards,
-    tiers,
 )
 
 Bind = Engine | Connection
@@ -35,16 +29,6 @@ Bind = Engine | Connection
 # Far below SQLite's bound-parameter ceiling (32766) and PostgreSQL's (65535), and small
 # enough that an IN list stays a cheap index probe.
 _IN_CHUNK = 900
-
-
-@dataclass(frozen=True)
-class ProgramSettings:
-    """The program's single settings row."""
-
-    points_expiry_enabled: bool
-    expiry_period_days: int
-    expiry_notice_days: int
-    reward_reminder_enabled_at: datetime | None
 
 
 @contextmanager
@@ -87,14 +71,6 @@ def iter_audience_member_pages(
     return _keyset_pages(bind, query, key, after_customer_id, page_size)
 
 
-def iter_customer_id_pages(
-    bind: Bind, after_customer_id: int = 0, page_size: int = 1000
-) -> Iterator[list[int]]:
-    """Yield every program customer's id in ascending pages (for program-wide notices)."""
-    key = customers.c.customer_id
-    return _keyset_pages(bind, select(key), key, after_customer_id, page_size)
-
-
 def audience_slugs(bind: Bind) -> list[str]:
     """The slugs of the audiences the program defines, sorted."""
     with _connected(bind) as conn:
@@ -133,54 +109,6 @@ def points_balances(bind: Bind, ids: Iterable[int]) -> dict[int, int]:
             )
             balances.update({cid: int(points) for cid, points in conn.execute(query)})
     return balances
-
-
-def points_approved_between(
-    bind: Bind, ids: Iterable[int], start: datetime, end: datetime
-) -> dict[int, int]:
-    """Points each customer earned and had approved with ``created_at`` in ``[start, end)``."""
-    wanted = set(ids)
-    earned = dict.fromkeys(wanted, 0)
-    ledger = points_ledger.c
-    with _connected(bind) as conn:
-        for chunk in _chunks(wanted):
-            query = (
-                select(ledger.customer_id, func.sum(ledger.points))
-                .where(ledger.customer_id.in_(chunk))
-                .where(ledger.kind == "earned", ledger.status == "approved")
-                .where(ledger.created_at >= start, ledger.created_at < end)
-                .group_by(ledger.customer_id)
-            )
-            earned.update({cid: int(points) for cid, points in conn.execute(query)})
-    return earned
-
-
-def load_rewards(bind: Bind) -> list[dict[str, Any]]:
-    """Every reward, sendable or not, by ``reward_id``; callers apply the offer rules."""
-    with _connected(bind) as conn:
-        query = select(rewards).order_by(rewards.c.reward_id)
-        return [dict(r) for r in conn.execute(query).mappings()]
-
-
-def load_tiers(bind: Bind) -> list[dict[str, Any]]:
-    """The tiers from lowest to highest ``position``."""
-    with _connected(bind) as conn:
-        query = select(tiers).order_by(tiers.c.position)
-        return [dict(r) for r in conn.execute(query).mappings()]
-
-
-def load_program_settings(bind: Bind) -> ProgramSettings:
-    """The settings row (``id = 1``); its absence is a data error, not a default."""
-    with _connected(bind) as conn:
-        row = conn.execute(select(program_settings).where(program_settings.c.id == 1)).first()
-    if row is None:
-        raise SourceDataError("program_settings has no row with id = 1; the program is not set up")
-    return ProgramSettings(
-        points_expiry_enabled=bool(row.points_expiry_enabled),
-        expiry_period_days=int(row.expiry_period_days),
-        expiry_notice_days=int(row.expiry_notice_days),
-        reward_reminder_enabled_at=row.reward_reminder_enabled_at,
-    )
 
 
 def is_member(bind: Bind, audience: str, customer_id: int) -> bool:

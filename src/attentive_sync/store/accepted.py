@@ -1,7 +1,8 @@
 """The ledger of what Attentive accepted: the last value of each attribute per customer.
 
-Written when a job settles, so the engine can tell what Attentive already holds (and
-skip re-sending it) without asking Attentive.
+Written when a job settles; each value is stamped with its job's submission time, so a
+job that settles late never overwrites a value a later job set. It answers "what does
+Attentive hold for this customer" without asking Attentive (support, audits, tests).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from attentive_sync.store._lease import keep_customer_order, takeable_rows
 from attentive_sync.store._requeue import requeue
 from attentive_sync.store.quarantine import insert_entries
 from attentive_sync.store.records import QueuedDelta, QueuedEvent
-from attentive_sync.store.tables import INFLIGHT_STATES, QUEUE_STATES, UNFINISHED_STATES
+from attentive_sync.store.tables import QUEUE_STATES, UNFINISHED_STATES
 from attentive_sync.store.types import as_of, aware
 
 MAX_LEASE = 5_000
@@ -229,14 +229,6 @@ class Queue(Generic[N, R]):
                 result = conn.execute(select(self._t).where(among))
                 rows.extend(self.spec.row_type.from_mapping(row) for row in result.mappings())
         return sorted(rows, key=lambda row: row.seq)
-
-    def rows_for_job(self, job_id: str) -> list[R]:
-        """The inflight rows a bulk job carries, to settle or release them."""
-        inflight = self._t.c.state.in_(_sql.literal_in("inflight", INFLIGHT_STATES))
-        stmt = select(self._t).where(self._t.c.job_id == job_id, inflight)
-        with self._engine.connect() as conn:
-            result = conn.execute(stmt.order_by(self._t.c.seq)).mappings()
-            return [self.spec.row_type.from_mapping(row) for row in result]
 
     def counts(self) -> dict[str, int]:
         """Rows per state, every state present (zero included) so reports add up."""

@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar
 
 from sqlalchemy import RowMapping
 
+from attentive_sync.domain.export_config import SLUG_RE
 from attentive_sync.domain.loyalty import EVENT_KEYS, WebhookEnvelope
 from attentive_sync.store.errors import InvalidRecordError
 
@@ -49,8 +50,10 @@ class NewDelta:
     delta_key: str | None = None
 
     def __post_init__(self) -> None:
-        if not self.audience or len(self.audience) > 200:
-            raise InvalidRecordError("audience must be a slug of 1 to 200 characters")
+        if len(self.audience) > 200 or not SLUG_RE.match(self.audience):
+            raise InvalidRecordError(
+                "audience must be a slug of 1 to 200 letters, digits, '_' or '-'"
+            )
         if self.action not in ("enter", "exit"):
             raise InvalidRecordError(f"action must be 'enter' or 'exit', got {self.action!r}")
         _check_common(self.customer_id, self.occurred_at)
