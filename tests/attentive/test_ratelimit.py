@@ -44,3 +44,12 @@ def test_threads_share_one_bucket():
     # 40 requests at 50/s take at least 39/50 s whatever the thread count
     assert time.monotonic() - start >= 0.75
     assert len(done) == 4
+
+
+def test_late_wakers_cannot_bunch_past_the_limit(fake_time):
+    """Threads that wake late from their spacing wait are held by the log of actual sends."""
+    bucket = TokenBucket(5, clock=fake_time.clock, sleep=fake_time.sleep)
+    assert [bucket._admit() for _ in range(5)] == [0.0] * 5
+    assert bucket._admit() == pytest.approx(1.0)  # a sixth send in the same second waits
+    fake_time.now += 1.0
+    assert bucket._admit() == 0.0

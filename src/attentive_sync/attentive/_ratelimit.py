@@ -2,14 +2,17 @@
 
 The engine should stay under Attentive's limits instead of bouncing off them: each request
 takes a slot from its group's bucket first. The bucket holds a single token: requests are
-spaced evenly at ``1/rate`` seconds, so no one-second window ever holds more than the limit,
-however many threads share it.
+spaced evenly at ``1/rate`` seconds, however many threads share it; and a sliding log of
+actual send times makes sure no one-second window holds more than the limit even when
+threads wake late from their wait.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 
@@ -29,6 +32,8 @@ class TokenBucket:
         self._sleep = sleep
         self._updated = clock()
         self._lock = threading.Lock()
+        self._sent: deque[float] = deque()
+        self._window_cap = max(1, math.floor(rate))
 
     def _reserve(self) -> float:
         """Take a token, possibly going into debt; return how long the caller must wait."""
@@ -39,12 +44,28 @@ class TokenBucket:
             self._tokens -= 1.0
             return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
 
+    def _admit(self) -> float:
+        """After waking: how much longer to wait so that no one-second window holds more
+        than ``rate`` sends. A thread that woke late must not go out in a bunch with the
+        ones that woke on time; 0 means the send is recorded and may go now."""
+        with self._lock:
+            now = self._clock()
+            while self._sent and self._sent[0] <= now - 1.0:
+                self._sent.popleft()
+            if len(self._sent) >= self._window_cap:
+                return self._sent[0] + 1.0 - now
+            self._sent.append(now)
+            return 0.0
+
     def acquire(self) -> float:
         """Block until a request may go; return the seconds waited."""
-        wait = self._reserve()
-        if wait > 0:
-            self._sleep(wait)
-        return wait
+        waited = self._reserve()
+        if waited > 0:
+            self._sleep(waited)
+        while (extra := self._admit()) > 0:
+            self._sleep(extra)
+            waited += extra
+        return waited
 
 
 _registry: dict[tuple[str, str, float], TokenBucket] = {}
