@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.engine import backfill, incremental
 from attentive_sync.engine.checks import check_against_source
+from attentive_sync.engine.prefetch import prefetched
 from attentive_sync.engine.report import Report
 from attentive_sync.engine.runtime import Runtime
 from attentive_sync.engine.send import Batch, SendResult, send_batch
@@ -110,7 +111,7 @@ def run_backfill(
     planner = backfill.BackfillPlanner(runtime, config, run_key)
     # Jobs an interrupted run recorded but never settled are settled with this run's own.
     job_ids = unsettled(runtime, backfill.KIND)
-    for page in planner.pages():
+    for page in prefetched(planner.pages()):
         job_ids += add_sends(report, send_many(page.batches, backfill.KIND))
         planner.commit(page)
         report.add("members_read", page.members_read)

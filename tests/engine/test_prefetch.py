@@ -1,0 +1,34 @@
+import pytest
+
+from attentive_sync.engine.prefetch import prefetched
+
+
+def test_items_arrive_in_order():
+    assert list(prefetched(iter(range(100)), depth=3)) == list(range(100))
+
+
+def test_a_producer_error_reaches_the_consumer_after_the_good_items():
+    def items():
+        yield 1
+        yield 2
+        raise RuntimeError("source failed")
+
+    got = []
+    with pytest.raises(RuntimeError, match="source failed"):
+        for item in prefetched(items()):
+            got.append(item)
+    assert got == [1, 2]
+
+
+def test_a_consumer_that_stops_early_stops_the_producer():
+    produced = []
+
+    def items():
+        for n in range(1000):
+            produced.append(n)
+            yield n
+
+    for item in prefetched(items(), depth=2):
+        if item == 3:
+            break
+    assert len(produced) < 10
