@@ -21,11 +21,11 @@ from tasks.events import send_custom_events
 
 
 def prefect_sender(run_label: str) -> SendMany:
-    """Send batches as concurrent ``bulk-send`` task runs on the flow's bounded task runner."""
+    """Send a page's batches as one ``bulk-send`` task run: the batches go concurrently
+    inside it, and one task run per page, not per batch, keeps Prefect's overhead small."""
 
     def send_many(batches: list[Batch], kind: str) -> list[SendResult]:
-        futures = [bulk_send.submit(batch, kind, run_label) for batch in batches]
-        return [future.result() for future in futures]
+        return bulk_send(batches, kind, run_label) if batches else []
 
     return send_many
 

@@ -10,7 +10,7 @@ from prefect.tasks import Task
 
 from attentive_sync.attentive import BulkJob, RetryableError
 from attentive_sync.engine.runtime import shared_runtime
-from attentive_sync.engine.send import Batch, SendResult, send_batch
+from attentive_sync.engine.send import Batch, SendResult, send_batches
 from attentive_sync.engine.settle import SettleResult, poll_jobs, settle_jobs
 
 
@@ -36,9 +36,11 @@ def retry_on_retryable(task: Task, task_run: TaskRun, state: State) -> bool:
     retry_condition_fn=retry_on_retryable,
     cache_policy=NO_CACHE,
 )
-def bulk_send(batch: Batch, kind: str, run_label: str) -> SendResult:
-    """Submit one batch of up to 256 users; its job id is recorded before this returns."""
-    return send_batch(shared_runtime(), batch, kind, run_label)
+def bulk_send(batches: list[Batch], kind: str, run_label: str) -> list[SendResult]:
+    """Submit a group of batches (up to 256 users each) and record every job id before
+    returning. A retry re-sends only what no recorded job carries yet."""
+    runtime = shared_runtime()
+    return send_batches(runtime, batches, kind, run_label, runtime.sync.send_concurrency)
 
 
 @task(name="poll-bulk-jobs", cache_policy=NO_CACHE)

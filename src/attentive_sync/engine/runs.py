@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import func, select
 
@@ -19,7 +18,7 @@ from attentive_sync.engine.checks import check_against_source
 from attentive_sync.engine.prefetch import prefetched
 from attentive_sync.engine.report import Report
 from attentive_sync.engine.runtime import Runtime
-from attentive_sync.engine.send import Batch, SendResult, send_batch
+from attentive_sync.engine.send import Batch, SendResult, send_batches
 from attentive_sync.engine.settle import WaitResult, poll_jobs, settle_jobs, wait_and_settle
 from attentive_sync.sources.schema import audience_members
 from attentive_sync.store.queue import MAX_LEASE
@@ -30,13 +29,8 @@ Progress = Callable[[float, str], None]
 
 
 def thread_pool_sender(runtime: Runtime, run_label: str, workers: int) -> SendMany:
-    """Send batches on ``workers`` threads (the engine-only path; Prefect uses tasks)."""
-
-    def send_many(batches: list[Batch], kind: str) -> list[SendResult]:
-        with ThreadPoolExecutor(workers, thread_name_prefix="bulk-send") as pool:
-            return list(pool.map(lambda b: send_batch(runtime, b, kind, run_label), batches))
-
-    return send_many
+    """Send batches on ``workers`` threads (the engine-only path; Prefect uses a task)."""
+    return lambda batches, kind: send_batches(runtime, batches, kind, run_label, workers)
 
 
 def direct_waiter(runtime: Runtime, deadline_seconds: float) -> Wait:
