@@ -10,6 +10,7 @@ from prefect.artifacts import (
     create_progress_artifact,
     update_progress_artifact,
 )
+from prefect.utilities.annotations import quote
 
 from attentive_sync.domain.events import CustomEvent
 from attentive_sync.engine.relay import DeliverMany, Delivery
@@ -25,7 +26,9 @@ def prefect_sender(run_label: str) -> SendMany:
     inside it, and one task run per page, not per batch, keeps Prefect's overhead small."""
 
     def send_many(batches: list[Batch], kind: str) -> list[SendResult]:
-        return bulk_send(batches, kind, run_label) if batches else []
+        # quote(): Prefect would otherwise walk every user of every batch looking for
+        # futures to track, which costs more CPU than the sending itself.
+        return bulk_send(quote(batches), kind, run_label) if batches else []
 
     return send_many
 
@@ -36,7 +39,7 @@ def prefect_deliverer(concurrency: int) -> DeliverMany:
     def deliver_many(chunks: list[list[tuple[int, CustomEvent]]]) -> list[Delivery]:
         # One chunk at a time: each task already keeps ``concurrency`` requests in flight,
         # and more threads only add scheduling jitter that bunches requests past the limit.
-        return [send_custom_events(chunk, concurrency) for chunk in chunks]
+        return [send_custom_events(quote(chunk), concurrency) for chunk in chunks]
 
     return deliver_many
 

@@ -314,7 +314,7 @@ def test_inconsistent_selection_is_refused(fields: dict[str, object], message: s
 
 def test_selection_parses_the_configuration_form() -> None:
     assert EventSelection.parse(" All ") == EventSelection()
-    assert EventSelection.parse("some: reward_claimed, tier_upgraded").keys == [
+    assert EventSelection.parse("some: reward_claimed, tier_upgraded").chosen == [
         EventKey.REWARD_CLAIMED,
         EventKey.TIER_UPGRADED,
     ]

@@ -106,7 +106,12 @@ def test_loyalty_events_flow_under_prefect(flow_env, emulator):
             )
         ]
     )
-    counts = FLOWS["loyalty-events"](config=CONFIG, wait_seconds=10)
+    from attentive_sync.domain.loyalty_selection import EventSelection
+    from attentive_sync.engine.relay import EventsConfig
+
+    # A model object as the parameter, as the Prefect UI form and Python callers pass it.
+    chosen = EventsConfig(selection=EventSelection(mode="some", keys=["referral_complete"]))
+    counts = FLOWS["loyalty-events"](config=CONFIG, events=chosen, wait_seconds=10)
     assert counts["accepted_events"] == 1
     assert emulator.state.list_events("Loyalty Referral Complete")["total"] == 1
 

@@ -27,7 +27,8 @@ log = logging.getLogger("attentive_sync.attentive")
 
 MAX_BULK_USERS = 256
 # Endpoint group -> which rate limit applies (Attentive limits per key and endpoint).
-BULK, JOBS, EVENTS, ATTRIBUTES, ME = "bulk", "jobs", "events", "attributes", "me"
+BULK, JOBS, RESULTS = "bulk", "jobs", "results"
+EVENTS, ATTRIBUTES, ME = "events", "attributes", "me"
 
 
 class AttentiveClient:
@@ -82,7 +83,16 @@ class AttentiveClient:
             self.settings.bulk_rate_limit * pace,
             self.settings.default_rate_limit * pace,
         )
-        rates = {BULK: bulk, JOBS: bulk, EVENTS: default, ATTRIBUTES: default, ME: default}
+        # Results files are their own endpoint (often not Attentive's host at all): they
+        # must not wait behind the job status reads in one bucket.
+        rates = {
+            BULK: bulk,
+            JOBS: bulk,
+            RESULTS: bulk,
+            EVENTS: default,
+            ATTRIBUTES: default,
+            ME: default,
+        }
         return {group: shared_bucket(owner, group, rate) for group, rate in rates.items()}
 
     def close(self) -> None:
@@ -173,7 +183,7 @@ class AttentiveClient:
 
     def iter_bulk_results(self, results_url: str) -> Iterator[RecordResult]:
         """Per-record results, one JSONL line each; a malformed line is an error, not a skip."""
-        response = self._request(JOBS, "GET", results_url)
+        response = self._request(RESULTS, "GET", results_url)
         for number, line in enumerate(response.text.splitlines(), start=1):
             if not line.strip():
                 continue

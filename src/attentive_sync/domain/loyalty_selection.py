@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from attentive_sync.domain.loyalty import DEPRECATED_KEYS, EventKey
 
@@ -18,26 +18,28 @@ class EventSelection(BaseModel):
     """``mode="all"`` sends every key except deprecated ones unless ``include_deprecated``;
     ``mode="some"`` sends exactly ``keys``, deprecated or not.
 
-    Plain JSON-friendly fields, so it can be a Prefect flow parameter as it is.
+    Plain JSON-friendly fields, so it can be a Prefect flow parameter as it is. The list is
+    ``keys`` in JSON but ``chosen`` in Python: an attribute named ``keys`` would shadow the
+    mapping protocol Prefect uses when it turns a model parameter into a dict.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     mode: Literal["all", "some"] = "all"
-    keys: list[EventKey] = []
+    chosen: list[EventKey] = Field(default_factory=list, alias="keys")
     include_deprecated: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> EventSelection:
-        if self.mode == "some" and not self.keys:
+        if self.mode == "some" and not self.chosen:
             raise ValueError("mode 'some' needs at least one event key")
-        if self.mode == "all" and self.keys:
+        if self.mode == "all" and self.chosen:
             raise ValueError("keys apply only to mode 'some'; use mode 'some' to choose keys")
         return self
 
     def selects(self, key: EventKey) -> bool:
         if self.mode == "some":
-            return key in self.keys
+            return key in self.chosen
         return self.include_deprecated or key not in DEPRECATED_KEYS
 
     @classmethod
