@@ -15,7 +15,7 @@ from attentive_sync.domain.errors import RecordRejected
 from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.engine.mapping import Mapper
 from attentive_sync.engine.runtime import Runtime
-from attentive_sync.engine.send import Batch, make_batch, quarantine_item
+from attentive_sync.engine.send import Batch, make_batch
 from attentive_sync.sources.loyalty import iter_audience_member_pages, load_customers
 from attentive_sync.store.jobs import JobItem
 
@@ -82,7 +82,7 @@ class BackfillPlanner:
         carried = self.runtime.store.jobs.carried(SOURCE_KIND, list(refs.values()))
         parked = self.runtime.store.quarantine.open_refs(SOURCE_KIND, list(refs.values()))
         rows = {row["customer_id"]: row for row in load_customers(self.runtime.source, ids)}
-        pairs = []
+        pairs, parked_now = [], []
         for cid in ids:
             item = JobItem(cid, SOURCE_KIND, refs[cid], {audience: True})
             if refs[cid] in carried:
@@ -96,8 +96,19 @@ class BackfillPlanner:
                     raise RecordRejected(UNKNOWN_CUSTOMER, "audience member has no customer row")
                 pairs.append((self.mapper.map(rows[cid], {audience: True}), item))
             except RecordRejected as exc:
-                quarantine_item(self.runtime, item, exc.code, exc.detail, {"audience": audience})
-                page.quarantined += 1
+                parked_now.append(
+                    {
+                        "source_kind": SOURCE_KIND,
+                        "source_ref": item.source_ref,
+                        "customer_id": cid,
+                        "reason_code": exc.code,
+                        "detail": exc.detail,
+                        "payload": {"audience": audience},
+                    }
+                )
+        # One transaction for the page's quarantined members, not one each.
+        self.runtime.store.quarantine.add_many(parked_now)
+        page.quarantined = len(parked_now)
         size = self.config.batch_size
         page.batches = [make_batch(pairs[i : i + size]) for i in range(0, len(pairs), size)]
         return page

@@ -92,10 +92,6 @@ class QuarantineRepository:
         now: datetime | None = None,
     ) -> None:
         """Park a record that is not a queue row (a backfill member, a computed notice)."""
-        if source_kind in self._requeuers:
-            raise InvalidRecordError(
-                f"{source_kind} rows are quarantined through their queue, which also parks the row"
-            )
         entry = {
             "source_kind": source_kind,
             "source_ref": source_ref,
@@ -104,8 +100,21 @@ class QuarantineRepository:
             "detail": detail,
             "payload": payload,
         }
-        with self._engine.begin() as conn:
-            insert_entries(conn, [entry], as_of(now))
+        self.add_many([entry], now=now)
+
+    def add_many(
+        self, entries: Sequence[Mapping[str, Any]], *, now: datetime | None = None
+    ) -> None:
+        """Park several non-queue records in one transaction (``add``'s fields, by name)."""
+        for entry in entries:
+            if entry["source_kind"] in self._requeuers:
+                raise InvalidRecordError(
+                    f"{entry['source_kind']} rows are quarantined through their queue, "
+                    "which also parks the row"
+                )
+        if entries:
+            with self._engine.begin() as conn:
+                insert_entries(conn, entries, as_of(now))
 
     def list(
         self, reason: str | None = None, limit: int = 100, *, include_replayed: bool = False
