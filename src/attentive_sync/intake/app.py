@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from pydantic import SecretStr
 from starlette.applications import Starlette
@@ -56,42 +57,42 @@ async def _verified_body(request: Request, secret: SecretStr) -> bytes | JSONRes
 Handler = Callable[[Request], Awaitable[JSONResponse]]
 
 
-def _deltas_handler(store: Store, secret: SecretStr) -> Handler:
-    async def post_deltas(request: Request) -> JSONResponse:
+def _handler(
+    secret: SecretStr,
+    parse: Callable[[bytes], list[Any]],
+    enqueue: Callable[[list[Any]], Any],
+    answer: Callable[[list[Any], Any], JSONResponse],
+) -> Handler:
+    """Verify the signature, parse, store durably, then answer: the shape of every POST."""
+
+    async def handle(request: Request) -> JSONResponse:
         body = await _verified_body(request, secret)
         if isinstance(body, JSONResponse):
             return body
         try:
-            deltas = parse_deltas(body)
+            items = parse(body)
         except PayloadError as exc:
             return _error(400, str(exc))
-        result = await run_in_threadpool(store.deltas.enqueue, deltas)
-        log.info("intake: %d deltas stored, %d duplicates", result.stored, result.duplicates)
-        return JSONResponse(
-            {"stored": result.stored, "duplicates": result.duplicates},
-            status_code=202 if result.stored else 200,
-        )
+        return answer(items, await run_in_threadpool(enqueue, items))
 
-    return post_deltas
+    return handle
 
 
-def _events_handler(store: Store, secret: SecretStr) -> Handler:
-    async def post_event(request: Request) -> JSONResponse:
-        body = await _verified_body(request, secret)
-        if isinstance(body, JSONResponse):
-            return body
-        try:
-            event = parse_event(body)
-        except PayloadError as exc:
-            return _error(400, str(exc))
-        result = await run_in_threadpool(store.events.enqueue, [event])
-        duplicate = result.stored == 0
-        log.info("intake: event %s %s", event.event_id, "duplicate" if duplicate else "stored")
-        return JSONResponse(
-            {"id": event.event_id, "duplicate": duplicate}, status_code=200 if duplicate else 202
-        )
+def _deltas_answer(deltas: list[Any], result: Any) -> JSONResponse:
+    log.info("intake: %d deltas stored, %d duplicates", result.stored, result.duplicates)
+    return JSONResponse(
+        {"stored": result.stored, "duplicates": result.duplicates},
+        status_code=202 if result.stored else 200,
+    )
 
-    return post_event
+
+def _event_answer(events: list[Any], result: Any) -> JSONResponse:
+    (event,) = events
+    duplicate = result.stored == 0
+    log.info("intake: event %s %s", event.event_id, "duplicate" if duplicate else "stored")
+    return JSONResponse(
+        {"id": event.event_id, "duplicate": duplicate}, status_code=200 if duplicate else 202
+    )
 
 
 async def health(_request: Request) -> JSONResponse:
@@ -104,8 +105,16 @@ def create_intake_app(store: Store, secret: SecretStr) -> Starlette:
         raise ValueError("the intake secret must not be empty")
     return Starlette(
         routes=[
-            Route("/deltas", _deltas_handler(store, secret), methods=["POST"]),
-            Route("/events", _events_handler(store, secret), methods=["POST"]),
+            Route(
+                "/deltas",
+                _handler(secret, parse_deltas, store.deltas.enqueue, _deltas_answer),
+                methods=["POST"],
+            ),
+            Route(
+                "/events",
+                _handler(secret, lambda b: [parse_event(b)], store.events.enqueue, _event_answer),
+                methods=["POST"],
+            ),
             Route("/health", health, methods=["GET"]),
         ]
     )
