@@ -7,6 +7,7 @@ reports is the engine's own and not the data builder's or a previous mode's.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -275,3 +276,14 @@ def show_profile(profile: dict[str, Any]) -> None:
         rows = [(name, f"{pct:.1f} %") for name, pct in profile[kind]]
         busy = profile["busy_samples"]
         show(f"Profile: top {len(rows)} by {kind} time, % of {busy:,} samples", rows)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, default_mode: str) -> None:
+    """The flags every benchmark shares: which modes, profiling, a timeout, and the hidden
+    ones a benchmark passes to the child process that runs one mode."""
+    parser.add_argument("--mode", choices=("engine", "prefect", "both"), default=default_mode)
+    parser.add_argument("--profile", action="store_true", help="sample stacks, print top-20s")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds per mode")
+    parser.add_argument("--child", choices=("engine", "prefect"), help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    parser.add_argument("--base-url", help=argparse.SUPPRESS)

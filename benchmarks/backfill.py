@@ -33,6 +33,7 @@ from benchmarks._common import (
     BENCH_DIR,
     BenchError,
     Emulator,
+    add_common_arguments,
     child_env,
     console,
     endpoint_counts,
@@ -219,12 +220,7 @@ def child(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--members", type=int, default=1_000_000)
-    parser.add_argument("--mode", choices=("engine", "prefect", "both"), default="both")
-    parser.add_argument("--profile", action="store_true", help="sample stacks, print top-20s")
-    parser.add_argument("--timeout", type=float, default=None, help="seconds per mode")
-    parser.add_argument("--child", choices=("engine", "prefect"), help=argparse.SUPPRESS)
-    parser.add_argument("--db", help=argparse.SUPPRESS)
-    parser.add_argument("--base-url", help=argparse.SUPPRESS)
+    add_common_arguments(parser, default_mode="both")
     args = parser.parse_args(argv)
     if args.members < USERS_PER_REQUEST:
         parser.error(f"--members must be at least {USERS_PER_REQUEST}")

@@ -112,8 +112,10 @@ def main() -> None:
             fill_seconds = fill(store, args.deltas, args.customers)
             with store.engine.connect() as conn:
                 conn.exec_driver_sql("ANALYZE audience_deltas")
-        print(f"enqueued {args.deltas:,} deltas in {fill_seconds:.2f} s "
-              f"({args.deltas / fill_seconds:,.0f} rows/s)")
+        print(
+            f"enqueued {args.deltas:,} deltas in {fill_seconds:.2f} s "
+            f"({args.deltas / fill_seconds:,.0f} rows/s)"
+        )
 
         spawn = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=args.workers, mp_context=spawn) as pool:
@@ -129,11 +131,15 @@ def main() -> None:
 
         leases = [lease for worker in per_worker for lease in worker]
         shares = ", ".join(f"{sum(len(x.rows) for x in w):,}" for w in per_worker)
-        print(f"drained with {args.workers} processes (batch {args.batch}) in {seconds:.2f} s: "
-              f"{args.deltas / seconds:,.0f} rows/s; rows per worker: {shares}")
+        print(
+            f"drained with {args.workers} processes (batch {args.batch}) in {seconds:.2f} s: "
+            f"{args.deltas / seconds:,.0f} rows/s; rows per worker: {shares}"
+        )
         problems = check(leases, args.deltas)
-        print("check: every delta taken exactly once, customers in order: "
-              + ("OK" if not problems else "FAILED - " + "; ".join(problems)))
+        print(
+            "check: every delta taken exactly once, customers in order: "
+            + ("OK" if not problems else "FAILED - " + "; ".join(problems))
+        )
     finally:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))

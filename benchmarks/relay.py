@@ -33,6 +33,7 @@ from benchmarks._common import (
     BENCH_DIR,
     BenchError,
     Emulator,
+    add_common_arguments,
     child_env,
     console,
     endpoint_counts,
@@ -200,12 +201,7 @@ def child(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=50_000)
-    parser.add_argument("--mode", choices=("engine", "prefect", "both"), default="engine")
-    parser.add_argument("--profile", action="store_true", help="sample stacks, print top-20s")
-    parser.add_argument("--timeout", type=float, default=None, help="seconds per mode")
-    parser.add_argument("--child", choices=("engine", "prefect"), help=argparse.SUPPRESS)
-    parser.add_argument("--db", help=argparse.SUPPRESS)
-    parser.add_argument("--base-url", help=argparse.SUPPRESS)
+    add_common_arguments(parser, default_mode="engine")
     args = parser.parse_args(argv)
     if args.events < 1:
         parser.error("--events must be at least 1")
