@@ -25,7 +25,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from attentive_sync.engine.runs import direct_waiter, run_backfill, thread_pool_sender
+from attentive_sync.engine.audience.export import run_backfill
+from attentive_sync.engine.delivery.collaborators import direct_waiter, thread_pool_sender
 from attentive_sync.engine.runtime import build_runtime, shared_runtime
 from attentive_sync.settings import DEMO_API_KEY, AttentiveSettings, SyncSettings
 from benchmarks._audience_data import AUDIENCE, CONFIG, build_source, valid_members

@@ -51,7 +51,7 @@ def drain(url: str, owner: str, batch: int) -> list[Lease]:
                 time.sleep(0.002)
                 continue
             leased_at = ack_started = time.monotonic()
-            store.deltas.ack([row.seq for row in rows])
+            store.deltas.ack([row.seq for row in rows], by=owner)
             pairs = tuple((row.seq, row.customer_id) for row in rows)
             leases.append(Lease(pairs, leased_at, ack_started))
 

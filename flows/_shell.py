@@ -13,22 +13,22 @@ from prefect.artifacts import (
 from prefect.utilities.annotations import quote
 
 from attentive_sync.domain.events import CustomEvent
-from attentive_sync.engine.relay import DeliverMany, Delivery
+from attentive_sync.engine.delivery.collaborators import Progress, SendMany
+from attentive_sync.engine.delivery.submit import Batch, SendResult
+from attentive_sync.engine.loyalty.relay import DeliverMany, Delivery
 from attentive_sync.engine.report import Report
-from attentive_sync.engine.runs import Progress, SendMany
-from attentive_sync.engine.send import Batch, SendResult
 from tasks.bulk import bulk_send
 from tasks.events import send_custom_events
 
 
-def prefect_sender(run_label: str) -> SendMany:
+def prefect_sender(owner: str) -> SendMany:
     """Send a page's batches as one ``bulk-send`` task run: the batches go concurrently
     inside it, and one task run per page, not per batch, keeps Prefect's overhead small."""
 
     def send_many(batches: list[Batch], kind: str) -> list[SendResult]:
         # quote(): Prefect would otherwise walk every user of every batch looking for
         # futures to track, which costs more CPU than the sending itself.
-        return bulk_send(quote(batches), kind, run_label) if batches else []
+        return bulk_send(quote(batches), kind, owner) if batches else []
 
     return send_many
 

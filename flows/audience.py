@@ -7,7 +7,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from attentive_sync.domain.export_config import ExportConfig
-from attentive_sync.engine.runs import run_backfill, run_incremental
+from attentive_sync.engine.audience.export import run_backfill, run_incremental
 from attentive_sync.engine.runtime import shared_runtime
 from flows._shell import prefect_sender, progress_artifact, publish
 from flows.wait import prefect_waiter
@@ -28,12 +28,13 @@ def audience_backfill(
     Re-running with the same ``run_key`` resumes from its checkpoint; a new ``run_key``
     backfills again from the start.
     """
+    owner = f"backfill:{run_key}:{flow_run.get_id()}"
     report = run_backfill(
         shared_runtime(),
         config,
         run_key,
-        prefect_sender(f"backfill:{run_key}:{flow_run.get_id()}"),
-        prefect_waiter(wait_seconds, poll_interval_seconds),
+        prefect_sender(owner),
+        prefect_waiter(owner, wait_seconds, poll_interval_seconds),
         progress_artifact("audience-backfill-progress", f"Backfill {run_key}"),
     )
     return publish(report, "audience-backfill-report")
@@ -52,6 +53,6 @@ def audience_incremental(
         config,
         owner,
         prefect_sender(owner),
-        prefect_waiter(wait_seconds, poll_interval_seconds),
+        prefect_waiter(owner, wait_seconds, poll_interval_seconds),
     )
     return publish(report, "audience-incremental-report")

@@ -7,7 +7,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from attentive_sync.domain.export_config import ExportConfig
-from attentive_sync.engine.relay import EventsConfig, run_relay
+from attentive_sync.engine.loyalty.relay import EventsConfig, run_relay
 from attentive_sync.engine.runtime import shared_runtime
 from flows._shell import prefect_deliverer, prefect_sender, publish
 from flows.wait import prefect_waiter
@@ -27,7 +27,7 @@ def loyalty_events(
     collaborators = (
         prefect_deliverer(events.concurrency),
         prefect_sender(owner),
-        prefect_waiter(wait_seconds, poll_interval_seconds),
+        prefect_waiter(owner, wait_seconds, poll_interval_seconds),
     )
     report = run_relay(shared_runtime(), config, events, owner, collaborators)
     return publish(report, "loyalty-events-report")

@@ -9,8 +9,12 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from attentive_sync.domain.export_config import ExportConfig
-from attentive_sync.engine.notice_runs import Collaborators, run_expiry_notice, run_reward_reminder
-from attentive_sync.engine.relay import EventsConfig
+from attentive_sync.engine.loyalty.relay import EventsConfig
+from attentive_sync.engine.notices.delivery import (
+    Collaborators,
+    run_expiry_notice,
+    run_reward_reminder,
+)
 from attentive_sync.engine.runtime import shared_runtime
 from flows._shell import prefect_deliverer, prefect_sender, publish
 from flows.wait import prefect_waiter
@@ -20,7 +24,7 @@ def _collaborators(events: EventsConfig, owner: str, wait_seconds: float) -> Col
     return (
         prefect_deliverer(events.concurrency),
         prefect_sender(owner),
-        prefect_waiter(wait_seconds, 1.0),
+        prefect_waiter(owner, wait_seconds, 1.0),
     )
 
 

@@ -4,31 +4,35 @@ from __future__ import annotations
 
 from prefect import flow
 
-from attentive_sync.engine.runs import Wait
-from attentive_sync.engine.settle import WaitResult, wait_and_settle
+from attentive_sync.engine.delivery.collaborators import Wait
+from attentive_sync.engine.delivery.settle import WaitResult, wait_and_settle
 from tasks.bulk import poll_bulk_jobs, settle_bulk_jobs
 
 
 @flow(name="wait-for-bulk-jobs", log_prints=True)
 def wait_for_bulk_jobs(
-    job_ids: list[str], deadline_seconds: float = 20.0, poll_interval_seconds: float = 1.0
+    job_ids: list[str],
+    owner: str,
+    deadline_seconds: float = 20.0,
+    poll_interval_seconds: float = 1.0,
 ) -> WaitResult:
-    """Poll until each job is COMPLETED or FAILED or the deadline passes, settling as they end."""
+    """Poll until each job is COMPLETED or FAILED or the deadline passes, settling as they end
+    (each job under ``owner``'s claim, so no other run settles it too)."""
     return wait_and_settle(
         job_ids,
         lambda ids: poll_bulk_jobs(ids),
-        lambda jobs: settle_bulk_jobs(jobs) if jobs else [],
+        lambda jobs: settle_bulk_jobs(jobs, owner) if jobs else [],
         deadline_seconds,
         poll_interval_seconds,
     )
 
 
-def prefect_waiter(deadline_seconds: float, poll_interval_seconds: float) -> Wait:
+def prefect_waiter(owner: str, deadline_seconds: float, poll_interval_seconds: float) -> Wait:
     """The engine's ``Wait`` collaborator, backed by this subflow (skipped when idle)."""
 
     def wait(job_ids: list[str]) -> WaitResult:
         if not job_ids:
             return WaitResult()
-        return wait_for_bulk_jobs(job_ids, deadline_seconds, poll_interval_seconds)
+        return wait_for_bulk_jobs(job_ids, owner, deadline_seconds, poll_interval_seconds)
 
     return wait

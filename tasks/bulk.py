@@ -9,9 +9,9 @@ from prefect.states import State
 from prefect.tasks import Task
 
 from attentive_sync.attentive import BulkJob, RetryableError
+from attentive_sync.engine.delivery.settle import SettleResult, poll_jobs, settle_jobs
+from attentive_sync.engine.delivery.submit import Batch, SendResult, send_batches
 from attentive_sync.engine.runtime import shared_runtime
-from attentive_sync.engine.send import Batch, SendResult, send_batches
-from attentive_sync.engine.settle import SettleResult, poll_jobs, settle_jobs
 
 
 def retry_on_retryable(task: Task, task_run: TaskRun, state: State) -> bool:
@@ -36,11 +36,11 @@ def retry_on_retryable(task: Task, task_run: TaskRun, state: State) -> bool:
     retry_condition_fn=retry_on_retryable,
     cache_policy=NO_CACHE,
 )
-def bulk_send(batches: list[Batch], kind: str, run_label: str) -> list[SendResult]:
+def bulk_send(batches: list[Batch], kind: str, owner: str) -> list[SendResult]:
     """Submit a group of batches (up to 256 users each) and record every job id before
-    returning. A retry re-sends only what no recorded job carries yet."""
+    returning. A retry re-sends only what the records' own state still allows."""
     runtime = shared_runtime()
-    return send_batches(runtime, batches, kind, run_label, runtime.sync.send_concurrency)
+    return send_batches(runtime, batches, kind, owner, runtime.sync.send_concurrency)
 
 
 @task(name="poll-bulk-jobs", cache_policy=NO_CACHE)
@@ -51,6 +51,7 @@ def poll_bulk_jobs(job_ids: list[str]) -> list[BulkJob]:
 
 
 @task(name="settle-bulk-jobs", cache_policy=NO_CACHE)
-def settle_bulk_jobs(jobs: list[BulkJob]) -> list[SettleResult]:
+def settle_bulk_jobs(jobs: list[BulkJob], owner: str) -> list[SettleResult]:
+    """Settle the finished jobs this run can claim; a job another run claimed is its."""
     runtime = shared_runtime()
-    return settle_jobs(runtime, jobs, runtime.sync.send_concurrency)
+    return settle_jobs(runtime, jobs, owner, runtime.sync.send_concurrency)

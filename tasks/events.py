@@ -6,7 +6,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from attentive_sync.domain.events import CustomEvent
-from attentive_sync.engine.relay import Delivery, deliver
+from attentive_sync.engine.loyalty.relay import Delivery, deliver
 from attentive_sync.engine.runtime import shared_runtime
 
 

@@ -57,6 +57,23 @@ class SyncSettings(BaseSettings):
     # so a lease never expires under a worker that is still sending its rows.
     lease_seconds: float = Field(900.0, gt=0)
     poll_interval_seconds: float = Field(1.0, gt=0)
+    uncertain_hold_seconds: float = Field(
+        900.0,
+        gt=0,
+        description=(
+            "After a bulk submission whose fate is unknown (lost answer, 5xx), how long its "
+            "customers' next writes wait: longer than any job Attentive takes to finish"
+        ),
+    )
+    max_attempts: int = Field(
+        8, ge=1, le=50, description="Attempts per record before it goes to the quarantine"
+    )
+    retry_backoff_seconds: float = Field(
+        30.0, gt=0, description="First wait before a record is tried again (then doubled)"
+    )
+    retry_backoff_cap_seconds: float = Field(
+        3600.0, gt=0, description="Longest wait between two attempts of a record"
+    )
 
     @property
     def loyalty_url(self) -> str:

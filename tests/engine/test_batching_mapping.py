@@ -6,8 +6,8 @@ from pydantic import ValidationError
 from attentive_sync.attentive import ServerError
 from attentive_sync.domain.errors import RecordRejected
 from attentive_sync.domain.export_config import ExportConfig
-from attentive_sync.engine.batching import Batcher
-from attentive_sync.engine.bulk import submit_isolating
+from attentive_sync.engine.delivery.batching import Batcher
+from attentive_sync.engine.delivery.submit import submit_isolating
 from attentive_sync.engine.mapping import Mapper
 
 CONFIG = ExportConfig(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -15,13 +16,12 @@ from attentive_sync.domain.identifiers import Identifiers
 from attentive_sync.domain.loyalty import EventKey, event_type
 from attentive_sync.domain.loyalty_properties import FIRST_TIER_ON_ENROLMENT, NO_SUPPORTED_REWARDS
 from attentive_sync.domain.loyalty_selection import EventSelection, StalePolicy
-from attentive_sync.engine.events import (
+from attentive_sync.engine.loyalty.events import (
     INVALID_PAYLOAD,
     UNKNOWN_TOPIC,
     Dropped,
     EventSettings,
     NotSelected,
-    QueuedEvent,
     Rejected,
     Send,
     Stale,
@@ -31,6 +31,17 @@ from attentive_sync.engine.events import (
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 IDS = Identifiers(phone="+14155552671", email="jane@example.com", shopify_id="981")
 ALL_SETTINGS = EventSettings(selection=EventSelection(include_deprecated=True))
+
+
+@dataclass(frozen=True)
+class QueuedEvent:
+    """An event as the queue would hand it over."""
+
+    event_id: str
+    topic: str
+    customer_id: int
+    occurred_at: datetime
+    payload: dict
 
 
 def _queued(

@@ -14,8 +14,8 @@ from support.program import CONFIG
 
 from attentive_sync.domain.loyalty import EventKey, event_type
 from attentive_sync.domain.loyalty_selection import EventSelection, StalePolicy
-from attentive_sync.engine.relay import EventsConfig, run_relay, thread_deliverer
-from attentive_sync.engine.runs import direct_waiter, thread_pool_sender
+from attentive_sync.engine.delivery.collaborators import direct_waiter, thread_pool_sender
+from attentive_sync.engine.loyalty.relay import EventsConfig, run_relay, thread_deliverer
 from attentive_sync.intake.app import create_intake_app
 from attentive_sync.intake.signing import sign_body
 from attentive_sync.sources.schema import customers
@@ -54,7 +54,7 @@ def post_event(client: TestClient, event_id: str, key: EventKey, cid: int, at: d
 def relay(runtime, events: EventsConfig | None = None):
     collaborators = (
         thread_deliverer(runtime, 4),
-        thread_pool_sender(runtime, "relay", 2),
+        thread_pool_sender(runtime, "test", 2),
         direct_waiter(runtime, 5.0),
     )
     return run_relay(runtime, CONFIG, events or EventsConfig(), "test", collaborators)
@@ -87,7 +87,8 @@ def test_each_of_the_thirteen_types_arrives_once_with_its_name(runtime, emulator
         assert body["type"] == event_type(key)
         expected = EXPECTED_PROPERTIES.get(key, SAMPLES[key])
         assert body["properties"] == {k: v for k, v in expected.items() if v is not None}
-    assert report.counts["profiles"] == 1 and report.counts["accepted"] == 1
+    # One profile write per customer and round; the latest covers the earlier ones.
+    assert report.counts["writes_leased"] >= 1 and report.counts["accepted"] == 1
 
 
 def test_some_sends_only_the_chosen_keys_and_counts_the_rest(runtime, emulator, intake):

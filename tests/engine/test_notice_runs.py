@@ -6,16 +6,16 @@ from datetime import timedelta
 
 from support.program import CONFIG, NOW
 
-from attentive_sync.engine.notice_runs import run_expiry_notice, run_reward_reminder
-from attentive_sync.engine.relay import EventsConfig, thread_deliverer
-from attentive_sync.engine.runs import direct_waiter, thread_pool_sender
+from attentive_sync.engine.delivery.collaborators import direct_waiter, thread_pool_sender
+from attentive_sync.engine.loyalty.relay import EventsConfig, thread_deliverer
+from attentive_sync.engine.notices.delivery import run_expiry_notice, run_reward_reminder
 from attentive_sync.store.records import NewEvent
 
 
 def collaborators(runtime):
     return (
         thread_deliverer(runtime, 8),
-        thread_pool_sender(runtime, "notices", 4),
+        thread_pool_sender(runtime, "t", 4),
         direct_waiter(runtime, 10.0),
     )
 

@@ -107,7 +107,7 @@ def test_loyalty_events_flow_under_prefect(flow_env, emulator):
         ]
     )
     from attentive_sync.domain.loyalty_selection import EventSelection
-    from attentive_sync.engine.relay import EventsConfig
+    from attentive_sync.engine.loyalty.relay import EventsConfig
 
     # A model object as the parameter, as the Prefect UI form and Python callers pass it.
     chosen = EventsConfig(selection=EventSelection(mode="some", keys=["referral_complete"]))

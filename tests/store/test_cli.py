@@ -101,7 +101,9 @@ def test_quarantine_list_shows_masked_entries_and_replay_requeues(
     with Store.from_url(sqlite_url) as store:
         store.deltas.enqueue([NewDelta("vip", 5, "enter", utcnow())])
         rows = store.deltas.lease(1, 60, "w")
-        store.deltas.quarantine([r.seq for r in rows], "invalid_email", "bad jane@example.com")
+        store.deltas.quarantine(
+            [r.seq for r in rows], "invalid_email", "bad jane@example.com", by="w"
+        )
 
     code, out = run(cli, "quarantine", "list", "--url", sqlite_url)
     assert code == 0

@@ -68,7 +68,7 @@ def test_inflight_holds_back_that_customer_only(store: Store) -> None:
 
     # Customer 1's exit waits for the job carrying their enter; customer 3 does not.
     assert [row.customer_id for row in store.deltas.lease(10, 60, "w", now=at(600))] == [3]
-    store.deltas.ack([enter_1.seq])
+    store.deltas.ack([enter_1.seq], by="job-1")
     later = store.deltas.lease(10, 60, "w", now=at(601))
     assert [(row.customer_id, row.action) for row in later] == [(1, "exit")]
 
@@ -91,7 +91,9 @@ def test_one_lease_takes_consecutive_changes_of_a_customer_in_order(store: Store
 def test_nack_counts_the_attempt_and_retries_no_sooner_than_asked(store: Store) -> None:
     store.deltas.enqueue([delta(1), delta(1, "exit", minute=1), delta(2)], now=T0)
     first = store.deltas.lease(1, 60, "w", now=T0)
-    store.deltas.nack(seqs(first), "429 from Attentive for jane@example.com", retry_at=at(300))
+    store.deltas.nack(
+        seqs(first), "429 from Attentive for jane@example.com", retry_at=at(300), by="w"
+    )
 
     (row,) = store.deltas.get(seqs(first))
     assert (row.state, row.attempts, row.next_attempt_at) == ("pending", 1, at(300))
@@ -107,8 +109,9 @@ def test_ack_and_nack_only_touch_rows_that_are_held(store: Store) -> None:
     (held,) = store.deltas.lease(1, 60, "w", now=T0)
     pending_seq = held.seq + 1
 
-    assert store.deltas.ack([held.seq, pending_seq]) == 1
-    assert store.deltas.nack([held.seq, pending_seq], "late", retry_at=at(5)) == 0
+    assert store.deltas.ack([held.seq, pending_seq], by="someone-else") == 0
+    assert store.deltas.ack([held.seq, pending_seq], by="w") == 1
+    assert store.deltas.nack([held.seq, pending_seq], "late", retry_at=at(5), by="w") == 0
     assert store.deltas.counts() == {
         "pending": 1,
         "leased": 0,
@@ -121,7 +124,9 @@ def test_ack_and_nack_only_touch_rows_that_are_held(store: Store) -> None:
 def test_quarantine_masks_parks_and_replay_requeues(store: Store) -> None:
     store.deltas.enqueue([delta(1), delta(1, audience="gold", minute=1)], now=T0)
     bad = store.deltas.lease(1, 60, "w", now=T0)
-    parked = store.deltas.quarantine(seqs(bad), "invalid_phone", "phone +14155552671 is not E.164")
+    parked = store.deltas.quarantine(
+        seqs(bad), "invalid_phone", "phone +14155552671 is not E.164", by="w"
+    )
 
     assert parked == 1
     (entry,) = store.quarantine.list()
@@ -145,7 +150,7 @@ def test_quarantine_keeps_the_callers_payload_masked(store: Store) -> None:
     rows = store.events.lease(1, 60, "w", now=T0)
     payload = {rows[0].seq: {"identifiers": {"phone": "+14155552671", "email": "jo@ex.com"}}}
 
-    store.events.quarantine(seqs(rows), "rejected", "400 from Attentive", payloads=payload)
+    store.events.quarantine(seqs(rows), "rejected", "400 from Attentive", by="w", payloads=payload)
 
     (entry,) = store.quarantine.list()
     masked = {"identifiers": {"phone": "+*********71", "email": "j***@ex.com"}}
@@ -155,8 +160,8 @@ def test_quarantine_keeps_the_callers_payload_masked(store: Store) -> None:
 def test_replay_leaves_a_delta_a_later_change_overtook(store: Store) -> None:
     store.deltas.enqueue([delta(1), delta(1, "exit", minute=1)], now=T0)
     enter, exit_ = store.deltas.lease(2, 60, "w", now=T0)
-    store.deltas.quarantine([enter.seq], "invalid_phone", "bad phone")
-    store.deltas.ack([exit_.seq])
+    store.deltas.quarantine([enter.seq], "invalid_phone", "bad phone", by="w")
+    store.deltas.ack([exit_.seq], by="w")
 
     outcome = store.quarantine.replay(now=at(5))
 
@@ -170,13 +175,13 @@ def test_a_replayed_row_waits_while_its_customer_has_a_newer_row_in_flight(
 ) -> None:
     store.deltas.enqueue([delta(1), delta(1, audience="gold", minute=1)], now=T0)
     old = store.deltas.lease(1, 60, "w", now=T0)
-    store.deltas.quarantine(seqs(old), "invalid_phone", "bad phone")
+    store.deltas.quarantine(seqs(old), "invalid_phone", "bad phone", by="w")
     newer = store.deltas.lease(1, 60, "w", now=at(1))
     store.deltas.mark_inflight(seqs(newer), "job-1")
 
     store.quarantine.replay(now=at(2))
     assert store.deltas.lease(10, 60, "w", now=at(3)) == []
-    store.deltas.ack(seqs(newer))
+    store.deltas.ack(seqs(newer), by="job-1")
     assert seqs(store.deltas.lease(10, 60, "w", now=at(4))) == seqs(old)
 
 

@@ -48,14 +48,16 @@ def expected_lease(rows: list[QueuedDelta], limit: int, now: datetime) -> list[i
 
 def _apply(store: Store, op: str, pick: int, held: list[int], now: datetime) -> None:
     seq = [held[pick % len(held)]]
+    (row,) = store.deltas.get(seq)
+    by = row.job_id if row.state == "inflight" else row.lease_owner or "w"
     if op == "ack":
-        store.deltas.ack(seq)
+        store.deltas.ack(seq, by=by)
     elif op == "nack":
-        store.deltas.nack(seq, "try later", retry_at=at((now - T0).total_seconds() + 100))
+        store.deltas.nack(seq, "try later", retry_at=at((now - T0).total_seconds() + 100), by=by)
     elif op == "inflight":
         store.deltas.mark_inflight(seq, f"job-{seq[0]}")
     else:
-        store.deltas.quarantine(seq, "bad", "never works", now=now)
+        store.deltas.quarantine(seq, "bad", "never works", by=by, now=now)
 
 
 @settings(
@@ -91,8 +93,10 @@ def test_leases_follow_the_ordering_rule_and_the_queue_drains(
         assert sum(store.deltas.counts().values()) == len(items)
 
     late = at(clock + 10**6)
-    store.deltas.ack([r.seq for r in store.deltas.get(every) if r.state == "inflight"])
+    for r in store.deltas.get(every):
+        if r.state == "inflight":
+            store.deltas.ack([r.seq], by=r.job_id)
     while rows := store.deltas.lease(100, LEASE_SECONDS, "w", now=late):
-        store.deltas.ack([row.seq for row in rows])
+        store.deltas.ack([row.seq for row in rows], by="w")
     counts = store.deltas.counts()
     assert counts["done"] + counts["quarantined"] == len(items)

@@ -118,18 +118,32 @@ class AttentiveClient:
         try:
             response = http.request(method, url, **kw)
         except httpx.TransportError as exc:
-            raise TransportError(f"{method} {_loggable(url)}: {type(exc).__name__}") from exc
+            # A connection never made carried nothing; any later failure may have.
+            sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+            message = f"{method} {_loggable(url)}: {type(exc).__name__}"
+            raise TransportError(message, sent=sent) from exc
         if response.is_success:
             return response
         retry_after = parse_retry_after(response.headers.get("retry-after"), time.time())
         raise error_for_response(response, group, retry_after)
 
-    def _request(self, group: str, method: str, url: str, **kw: Any) -> httpx.Response:
+    def _request(
+        self,
+        group: str,
+        method: str,
+        url: str,
+        on_uncertain: Callable[[], None] | None = None,
+        **kw: Any,
+    ) -> httpx.Response:
+        """Send with retries; ``on_uncertain`` is called when a failed attempt may still
+        have been carried out by Attentive, before anything else is tried."""
         attempt = 1
         while True:
             try:
                 return self._send_once(group, method, url, **kw)
             except RetryableError as exc:
+                if exc.may_have_applied and on_uncertain is not None:
+                    on_uncertain()
                 if attempt >= self._policy.max_attempts:
                     raise
                 delay = retry_delay(attempt, self._policy, exc.retry_after, exc.headers, self._rand)
@@ -156,12 +170,25 @@ class AttentiveClient:
             application_name=str(body.get("applicationName", "")),
         )
 
-    def submit_bulk_users(self, users: Sequence[Mapping[str, Any]]) -> str:
-        """POST 1..256 user records; return the batch job id."""
+    def submit_bulk_users(
+        self,
+        users: Sequence[Mapping[str, Any]],
+        on_uncertain: Callable[[], None] | None = None,
+    ) -> str:
+        """POST 1..256 user records; return the batch job id.
+
+        ``on_uncertain`` is called whenever an attempt failed in a way that may have left
+        a job at Attentive (whose id nobody knows), so the caller can make sure no newer
+        write of these users is sent while such a job could still land.
+        """
         if not 1 <= len(users) <= MAX_BULK_USERS:
             raise ValueError(f"a bulk request carries 1..{MAX_BULK_USERS} users, got {len(users)}")
         response = self._request(
-            BULK, "POST", "/v2/bulk/user/attributes", json={"users": list(users)}
+            BULK,
+            "POST",
+            "/v2/bulk/user/attributes",
+            on_uncertain=on_uncertain,
+            json={"users": list(users)},
         )
         job_id = response.json().get("batchJobId")
         if not job_id:

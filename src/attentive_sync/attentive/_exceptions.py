@@ -39,7 +39,14 @@ class AttentiveError(Exception):
 
 
 class RetryableError(AttentiveError):
-    """The same request may succeed later."""
+    """The same request may succeed later.
+
+    ``may_have_applied``: the request may have been carried out although it failed (a
+    5xx, or a connection lost after the request went out), so a bulk job may exist at
+    Attentive that nobody recorded.
+    """
+
+    may_have_applied = False
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]
@@ -51,11 +58,15 @@ class RateLimited(RetryableError):
 
 
 class ServerError(RetryableError):
-    pass
+    may_have_applied = True
 
 
 class TransportError(RetryableError):
-    pass
+    """The connection failed; ``sent`` says whether the request may have gone out."""
+
+    def __init__(self, message: str, *, sent: bool = True, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.may_have_applied = sent
 
 
 class RequestRejected(AttentiveError):

@@ -20,7 +20,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from attentive_sync.cli._common import command_group, console, fail
 from attentive_sync.engine.replay import rederive
-from attentive_sync.store import NewDelta, Store, StoreError
+from attentive_sync.settings import SyncSettings
+from attentive_sync.store import NewDelta, Store, StoreError, make_engine
 from attentive_sync.store.errors import InvalidRecordError, UnsupportedDatabaseError
 from attentive_sync.store.types import utcnow
 
@@ -85,9 +86,14 @@ def quarantine_list(
 
 def quarantine_replay(reason: Reason = None, url: Url = None) -> None:
     """Send open queue entries back to pending; list what the engine must re-derive."""
+    sync = SyncSettings()
     with _open(url) as store:
         outcome = store.quarantine.replay(reason)
-        rebuilt = rederive(store, outcome.to_rederive)
+        source = make_engine(sync.source_url or url or sync.db_url, read_only=True)
+        try:
+            rebuilt = rederive(store, source, outcome.to_rederive)
+        finally:
+            source.dispose()
     console.print(f"Requeued {len(outcome.requeued)} record(s).")
     if outcome.superseded:
         console.print(

@@ -7,9 +7,29 @@ from collections.abc import Mapping
 from typing import Any
 
 from attentive_sync.domain.attributes import build_attributes
+from attentive_sync.domain.errors import RecordRejected
 from attentive_sync.domain.export_config import ExportConfig
-from attentive_sync.domain.identifiers import build_identifiers
+from attentive_sync.domain.identifiers import Identifiers, build_identifiers
 from attentive_sync.domain.users import BulkUser
+
+UNKNOWN_CUSTOMER = "unknown_customer"
+
+
+def identifiers_for(config: ExportConfig, row: Mapping[str, Any]) -> Identifiers:
+    """The customer's identifiers through the export configuration's mappings."""
+    return build_identifiers(
+        {target: row.get(field) for field, target in config.identifier_mappings.items()},
+        region=config.default_region,
+        custom={field: row.get(field) for field in config.extra_identifiers},
+    )
+
+
+def customer_row(rows: Mapping[int, Mapping[str, Any]], customer_id: int) -> Mapping[str, Any]:
+    """The customer's source row, or the reason their record can never be sent."""
+    row = rows.get(customer_id)
+    if row is None:
+        raise RecordRejected(UNKNOWN_CUSTOMER, "no customer row for this record")
+    return row
 
 
 def _decoded(value: Any) -> Any:
@@ -38,11 +58,7 @@ class Mapper:
 
     def map(self, row: Mapping[str, Any], memberships: Mapping[str, bool]) -> BulkUser:
         cfg = self.config
-        identifiers = build_identifiers(
-            {target: row.get(field) for field, target in cfg.identifier_mappings.items()},
-            region=cfg.default_region,
-            custom={field: row.get(field) for field in cfg.extra_identifiers},
-        )
+        identifiers = identifiers_for(cfg, row)
         custom: dict[str, Any] = {f: _decoded(row.get(f)) for f in cfg.custom_attributes}
         custom.update(memberships)
         attributes = build_attributes(

@@ -1,33 +1,38 @@
 """Replaying quarantined records that are not queue rows: rebuild them from their source.
 
-A backfill member becomes an ``enter`` delta, which the incremental flow sends; a computed
-notice gives back its claim, so the notice's next run sends it again; a profile update
-needs nothing, since the customer's next loyalty event writes the profile afresh.
+Queue rows (deltas, attribute writes, events) go back to their queue in the store. A
+backfill member becomes an ``enter`` delta if still a member; a notice recorded before
+attribute writes were queued gives back its claim, so the notice's next run sends it
+again; such a profile update needs nothing, since the customer's next loyalty event
+writes the profile afresh.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
+from sqlalchemy import Engine
+
+from attentive_sync.engine.delivery.kinds import BackfillMember, rebuilt_enter
 from attentive_sync.store.facade import Store
 from attentive_sync.store.quarantine import QuarantineEntry
-from attentive_sync.store.records import NewDelta
 from attentive_sync.store.types import utcnow
 
 NOTICE_TOPICS = {"reward_reminder": "reward_reminder", "expiry_notice": "points_expiring"}
 
 
-def rederive(store: Store, entries: tuple[QuarantineEntry, ...]) -> Counter[str]:
-    """Rebuild ``entries`` and mark them replayed; returns what was done, by kind."""
+def rederive(store: Store, source: Engine, entries: tuple[QuarantineEntry, ...]) -> Counter[str]:
+    """Rebuild ``entries`` (``source`` says who is a member now) and mark them replayed;
+    returns what was done, by kind."""
     now, done = utcnow(), Counter[str]()
     deltas = []
     for entry in entries:
-        if entry.source_kind == "backfill":
-            _, audience, customer = entry.source_ref.rsplit("|", 2)
-            key = f"replay:{entry.id}"
-            deltas.append(NewDelta(audience, int(customer), "enter", now, key))
-            done["deltas_enqueued"] += 1
-        elif entry.source_ref.startswith("profile:"):
+        if entry.source_kind == BackfillMember.source_kind:
+            delta = rebuilt_enter(source, entry.source_ref, f"replay:{entry.id}", now)
+            if delta is not None:
+                deltas.append(delta)
+            done["deltas_enqueued" if delta else "no_longer_members"] += 1
+        elif entry.source_kind == "profile" or entry.source_ref.startswith("profile:"):
             done["profiles_left_to_next_event"] += 1
         else:
             kind, period, customer = entry.source_ref.split(":", 2)

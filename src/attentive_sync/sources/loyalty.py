@@ -111,6 +111,19 @@ def points_balances(bind: Bind, ids: Iterable[int]) -> dict[int, int]:
     return balances
 
 
+def members_among(bind: Bind, audience: str, customer_ids: Iterable[int]) -> set[int]:
+    """Which of ``customer_ids`` are in ``audience`` now."""
+    m = audience_members.c
+    found: set[int] = set()
+    with _connected(bind) as conn:
+        for chunk in _chunks(customer_ids):
+            query = select(m.customer_id).where(
+                m.audience_slug == audience, m.customer_id.in_(chunk)
+            )
+            found.update(conn.scalars(query))
+    return found
+
+
 def is_member(bind: Bind, audience: str, customer_id: int) -> bool:
     """Whether ``customer_id`` is in ``audience`` now (a retried backfill re-checks this)."""
     m = audience_members.c

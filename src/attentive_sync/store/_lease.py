@@ -23,11 +23,16 @@ from attentive_sync.store.tables import (
     TAKEABLE_STATES,
     UNFINISHED_STATES,
     WAITING_STATES,
+    bulk_job_items,
+    bulk_jobs,
+    customer_holds,
 )
 
 
-def held_back_customers(t: Table, now: datetime) -> CompoundSelect:
-    """Customers with a row held by a worker or job, or waiting for a later retry."""
+def held_back_customers(t: Table, now: datetime, across_jobs: bool) -> CompoundSelect:
+    """Customers with a row held by a worker or job, or waiting for a later retry; with
+    ``across_jobs``, also customers that any unfinished bulk job carries or a hold names
+    (a write of another kind, a backfill batch, a submission whose fate is unknown)."""
     held = select(t.c.customer_id).where(
         t.c.state.in_(_sql.literal_in("held", HELD_STATES)),
         or_(t.c.state == "inflight", t.c.lease_expires_at > now),
@@ -36,11 +41,24 @@ def held_back_customers(t: Table, now: datetime) -> CompoundSelect:
         t.c.state.in_(_sql.literal_in("waiting", WAITING_STATES)),
         t.c.next_attempt_at > now,
     )
-    return union_all(held, waiting)
+    if not across_jobs:
+        return union_all(held, waiting)
+    in_jobs = (
+        select(bulk_job_items.c.customer_id)
+        .join(bulk_jobs, bulk_jobs.c.job_id == bulk_job_items.c.job_id)
+        .where(bulk_jobs.c.settled.is_(False))
+    )
+    on_hold = select(customer_holds.c.customer_id).where(customer_holds.c.until > now)
+    return union_all(held, waiting, in_jobs, on_hold)
 
 
 def takeable_rows(
-    t: Table, limit: int, now: datetime, only: Sequence[ColumnElement[bool]] = ()
+    t: Table,
+    limit: int,
+    now: datetime,
+    only: Sequence[ColumnElement[bool]] = (),
+    *,
+    across_jobs: bool = False,
 ) -> Select[Any]:
     """Rows a lease may take now, in queue order; on PostgreSQL locked, passing over rows
     another worker has locked. ``only`` narrows the lease (e.g. to some event topics)."""
@@ -53,7 +71,7 @@ def takeable_rows(
                 and_(t.c.state == "pending", t.c.next_attempt_at <= now),
                 and_(t.c.state == "leased", t.c.lease_expires_at <= now),
             ),
-            t.c.customer_id.not_in(held_back_customers(t, now)),
+            t.c.customer_id.not_in(held_back_customers(t, now, across_jobs)),
         )
         .order_by(t.c.seq)
         .limit(limit)

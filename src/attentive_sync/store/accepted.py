@@ -68,6 +68,16 @@ class AcceptedAttributes:
                 conn.execute(stmt, chunk)
         return len(rows)
 
+    def for_customers(self, customer_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """Attribute name -> last accepted value, per customer (absent: nothing accepted)."""
+        table, found = accepted_attributes, dict[int, dict[str, Any]]()
+        with self._engine.connect() as conn:
+            for among in _sql.member_of(conn, table.c.customer_id, sorted(set(customer_ids))):
+                stmt = select(table.c.customer_id, table.c.name, table.c.value).where(among)
+                for cid, name, value in conn.execute(stmt):
+                    found.setdefault(cid, {})[name] = value
+        return found
+
     def for_customer(self, customer_id: int) -> dict[str, Any]:
         """Attribute name -> last accepted value, for one customer."""
         table = accepted_attributes

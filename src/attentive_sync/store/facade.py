@@ -12,12 +12,20 @@ from attentive_sync.store.accepted import AcceptedAttributes
 from attentive_sync.store.checkpoints import Checkpoints
 from attentive_sync.store.db import current_revision, head_revision, make_engine, upgrade
 from attentive_sync.store.errors import SchemaNotReadyError
+from attentive_sync.store.holds import CustomerHolds
 from attentive_sync.store.jobs import JobRepository
 from attentive_sync.store.notices import Notices
 from attentive_sync.store.quarantine import QuarantineRepository
 from attentive_sync.store.queue import Queue, QueueSpec
-from attentive_sync.store.records import NewDelta, NewEvent, QueuedDelta, QueuedEvent
-from attentive_sync.store.tables import audience_deltas, loyalty_events
+from attentive_sync.store.records import (
+    NewDelta,
+    NewEvent,
+    NewWrite,
+    QueuedDelta,
+    QueuedEvent,
+    QueuedWrite,
+)
+from attentive_sync.store.tables import attribute_writes, audience_deltas, loyalty_events
 
 DELTAS: QueueSpec[NewDelta, QueuedDelta] = QueueSpec(
     table=audience_deltas,
@@ -25,9 +33,17 @@ DELTAS: QueueSpec[NewDelta, QueuedDelta] = QueueSpec(
     source_kind="delta",
     row_type=QueuedDelta,
     supersede_key=("customer_id", "audience"),
+    across_jobs=True,
 )
 EVENTS: QueueSpec[NewEvent, QueuedEvent] = QueueSpec(
     table=loyalty_events, key_column="event_id", source_kind="event", row_type=QueuedEvent
+)
+WRITES: QueueSpec[NewWrite, QueuedWrite] = QueueSpec(
+    table=attribute_writes,
+    key_column="write_key",
+    source_kind="write",
+    row_type=QueuedWrite,
+    across_jobs=True,
 )
 
 
@@ -38,7 +54,13 @@ class Store:
         self.engine = engine
         self.deltas: Queue[NewDelta, QueuedDelta] = Queue(engine, DELTAS)
         self.events: Queue[NewEvent, QueuedEvent] = Queue(engine, EVENTS)
-        queues: dict[str, Queue[Any, Any]] = {"delta": self.deltas, "event": self.events}
+        self.writes: Queue[NewWrite, QueuedWrite] = Queue(engine, WRITES)
+        queues: dict[str, Queue[Any, Any]] = {
+            "delta": self.deltas,
+            "event": self.events,
+            "write": self.writes,
+        }
+        self.queues = queues
         self.jobs = JobRepository(engine, {kind: q.spec.table for kind, q in queues.items()})
         self.quarantine = QuarantineRepository(
             engine, {kind: q.requeue_quarantined for kind, q in queues.items()}
@@ -46,6 +68,7 @@ class Store:
         self.accepted = AcceptedAttributes(engine)
         self.checkpoints = Checkpoints(engine)
         self.notices = Notices(engine)
+        self.holds = CustomerHolds(engine)
 
     @classmethod
     def from_url(cls, url: str | URL | None = None, **engine_kwargs: Any) -> Store:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Table, func, insert, literal, select, update
+from sqlalchemy import Engine, Table, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection
 
 from attentive_sync.store import _sql
@@ -48,6 +48,8 @@ class BulkJob:
     rejected: int | None
     settled: bool
     run_label: str | None
+    settle_owner: str | None = None
+    settle_expires_at: datetime | None = None
 
 
 class JobRepository:
@@ -115,6 +117,36 @@ class JobRepository:
             values["finished_at"] = aware(finished_at, "finished_at")
         self._update(job_id, values)
 
+    def claim_for_settling(
+        self,
+        job_ids: Sequence[str],
+        owner: str,
+        seconds: float,
+        *,
+        now: datetime | None = None,
+    ) -> list[str]:
+        """Take the right to settle these jobs for ``seconds``; returns those ``owner`` got.
+
+        A job is settled by one run: one that another run holds an unexpired claim on,
+        or that is settled already, is not returned. On PostgreSQL concurrent claims
+        serialise on the job rows; on SQLite every write transaction does.
+        """
+        now = as_of(now)
+        t = bulk_jobs.c
+        free = or_(t.settle_owner.is_(None), t.settle_expires_at <= now, t.settle_owner == owner)
+        claimed: list[str] = []
+        with self._engine.begin() as conn:
+            for among in _sql.member_of(conn, t.job_id, job_ids):
+                stmt = (
+                    update(bulk_jobs)
+                    .where(among, t.settled.is_(False), free)
+                    .values(settle_owner=owner, settle_expires_at=now + timedelta(seconds=seconds))
+                    .returning(t.job_id)
+                )
+                claimed.extend(conn.execute(stmt).scalars())
+        order = {job_id: n for n, job_id in enumerate(job_ids)}
+        return sorted(claimed, key=order.__getitem__)
+
     def mark_settled(
         self, job_id: str, accepted: int, rejected: int, *, now: datetime | None = None
     ) -> None:
@@ -123,7 +155,12 @@ class JobRepository:
         finished = func.coalesce(
             bulk_jobs.c.finished_at, literal(as_of(now), bulk_jobs.c.finished_at.type)
         )
-        values = {"accepted": accepted, "rejected": rejected, "settled": True}
+        values = {
+            "accepted": accepted,
+            "rejected": rejected,
+            "settled": True,
+            "settle_expires_at": None,
+        }
         self._update(job_id, {**values, "finished_at": finished})
 
     def items(self, job_id: str) -> list[JobItem]:
@@ -140,12 +177,45 @@ class JobRepository:
             ]
 
     def carried(self, source_kind: str, refs: Sequence[str]) -> set[str]:
-        """Which of ``refs`` a recorded job already carries: what a resumed run must skip."""
+        """Which of ``refs`` any recorded job carries, settled or not (a backfill member
+        is carried once: its job's settlement decides what follows for it)."""
         found: set[str] = set()
         t = bulk_job_items.c
         with self._engine.connect() as conn:
             for among in _sql.member_of(conn, t.source_ref, refs):
                 stmt = select(t.source_ref).where(t.source_kind == source_kind, among)
+                found.update(conn.execute(stmt).scalars())
+        return found
+
+    def in_flight(self, source_kind: str, refs: Sequence[str]) -> set[str]:
+        """Which of ``refs`` a job not settled yet carries: a retried send must skip them.
+
+        A settled job no longer counts: its records were accepted, parked, or handed back
+        for another attempt, and their own state says what happens next.
+        """
+        found: set[str] = set()
+        t = bulk_job_items.c
+        with self._engine.connect() as conn:
+            for among in _sql.member_of(conn, t.source_ref, refs):
+                stmt = (
+                    select(t.source_ref)
+                    .join(bulk_jobs, bulk_jobs.c.job_id == t.job_id)
+                    .where(t.source_kind == source_kind, among, bulk_jobs.c.settled.is_(False))
+                )
+                found.update(conn.execute(stmt).scalars())
+        return found
+
+    def customers_in_flight(self, customer_ids: Sequence[int]) -> set[int]:
+        """Which of ``customer_ids`` a job not settled yet carries."""
+        found: set[int] = set()
+        t = bulk_job_items.c
+        with self._engine.connect() as conn:
+            for among in _sql.member_of(conn, t.customer_id, customer_ids):
+                stmt = (
+                    select(t.customer_id)
+                    .join(bulk_jobs, bulk_jobs.c.job_id == t.job_id)
+                    .where(among, bulk_jobs.c.settled.is_(False))
+                )
                 found.update(conn.execute(stmt).scalars())
         return found
 

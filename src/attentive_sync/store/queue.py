@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import Engine, Table, func, select, update
+from sqlalchemy import ColumnElement, Engine, Table, and_, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from attentive_sync.masking import mask_text
@@ -29,7 +29,7 @@ from attentive_sync.store import _sql
 from attentive_sync.store._lease import keep_customer_order, takeable_rows
 from attentive_sync.store._requeue import requeue
 from attentive_sync.store.quarantine import insert_entries
-from attentive_sync.store.records import QueuedDelta, QueuedEvent
+from attentive_sync.store.records import QueuedDelta, QueuedEvent, QueuedWrite
 from attentive_sync.store.tables import QUEUE_STATES, UNFINISHED_STATES
 from attentive_sync.store.types import as_of, aware
 
@@ -44,7 +44,7 @@ class Enqueueable(Protocol):
 
 
 N = TypeVar("N", bound=Enqueueable)
-R = TypeVar("R", QueuedDelta, QueuedEvent)
+R = TypeVar("R", QueuedDelta, QueuedEvent, QueuedWrite)
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,8 @@ class QueueSpec(Generic[N, R]):
     source_kind: str
     row_type: type[R]
     supersede_key: tuple[str, ...] = ()
+    # Attribute writes keep one job at a time per customer across every kind of write.
+    across_jobs: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,12 +104,12 @@ class Queue(Generic[N, R]):
         owner: str,
         now: datetime | None = None,
         *,
-        topics: Sequence[str] = (),
+        only: Mapping[str, Sequence[str]] | None = None,
     ) -> list[R]:
         """Take up to ``limit`` rows in queue order for ``owner`` until the lease expires.
 
-        ``topics`` (events only) narrows the lease to those topics: a notice flow sends its
-        own notices and leaves every other event to the relay.
+        ``only`` narrows the lease to rows whose columns hold one of the given values (a
+        notice flow sends its own notices and leaves every other event to the relay).
         """
         if not 1 <= limit <= MAX_LEASE:
             raise ValueError(f"limit must be between 1 and {MAX_LEASE}, got {limit}")
@@ -116,8 +118,9 @@ class Queue(Generic[N, R]):
         now = as_of(now)
         expires = now + timedelta(seconds=lease_seconds)
         with self._engine.begin() as conn:
-            only = [self._t.c.topic.in_(topics)] if topics else []
-            candidates = conn.execute(takeable_rows(self._t, limit, now, only)).mappings().all()
+            narrow = [self._t.c[name].in_(values) for name, values in (only or {}).items()]
+            stmt = takeable_rows(self._t, limit, now, narrow, across_jobs=self.spec.across_jobs)
+            candidates = conn.execute(stmt).mappings().all()
             taken = keep_customer_order(conn, self._t, candidates)
             seqs = [row["seq"] for row in taken]
             for among in _sql.member_of(conn, self._t.c.seq, seqs):
@@ -134,14 +137,29 @@ class Queue(Generic[N, R]):
         with self._engine.begin() as conn:
             return set_inflight(conn, self._t, seqs, job_id)
 
-    def ack(self, seqs: Sequence[int]) -> int:
-        """Attentive accepted these rows: they are done."""
-        return self._transition(seqs, {"state": "done", "lease_expires_at": None})
+    def owned(self, seqs: Sequence[int], by: str) -> set[int]:
+        """Which of ``seqs`` ``by`` (a lease owner or a job id) still holds."""
+        found: set[int] = set()
+        with self._engine.connect() as conn:
+            for among in _sql.member_of(conn, self._t.c.seq, seqs):
+                stmt = select(self._t.c.seq).where(among, self._owned_by(by))
+                found.update(conn.execute(stmt).scalars())
+        return found
 
-    def nack(self, seqs: Sequence[int], error: str, retry_at: datetime) -> int:
-        """Send these rows back to pending, to be leased again from ``retry_at``."""
+    def ack(self, seqs: Sequence[int], *, by: str) -> int:
+        """Attentive accepted these rows (or they need no sending): they are done.
+
+        ``by`` is who holds them: the lease owner of leased rows, or the job that carries
+        inflight ones. A row someone else holds now (its lease expired and another run
+        took it) is left alone; the count says how many moved.
+        """
+        return self._transition(seqs, by, {"state": "done", "lease_expires_at": None})
+
+    def nack(self, seqs: Sequence[int], error: str, retry_at: datetime, *, by: str) -> int:
+        """Send rows ``by`` holds back to pending, to be leased again from ``retry_at``."""
         return self._transition(
             seqs,
+            by,
             {
                 "state": "pending",
                 "attempts": self._t.c.attempts + 1,
@@ -153,14 +171,29 @@ class Queue(Generic[N, R]):
             },
         )
 
-    def _transition(self, seqs: Sequence[int], values: Mapping[str, Any]) -> int:
+    def release(self, owner: str, error: str, retry_at: datetime) -> int:
+        """Give back every row ``owner`` still leases (a run that failed), counting the
+        attempt and keeping the error, so the rows neither wait for the lease to expire
+        nor look untouched."""
+        t = self._t
+        with self._engine.begin() as conn:
+            stmt = select(t.c.seq).where(t.c.state == "leased", t.c.lease_owner == owner)
+            seqs = list(conn.execute(stmt).scalars())
+        return self.nack(seqs, error, retry_at, by=owner)
+
+    def _owned_by(self, by: str) -> ColumnElement[bool]:
+        t = self._t
+        return or_(
+            and_(t.c.state == "leased", t.c.lease_owner == by),
+            and_(t.c.state == "inflight", t.c.job_id == by),
+        )
+
+    def _transition(self, seqs: Sequence[int], by: str, values: Mapping[str, Any]) -> int:
         moved = 0
         with self._engine.begin() as conn:
             for among in _sql.member_of(conn, self._t.c.seq, seqs):
                 result = conn.execute(
-                    update(self._t)
-                    .where(among, self._t.c.state.in_(("leased", "inflight")))
-                    .values(**values)
+                    update(self._t).where(among, self._owned_by(by)).values(**values)
                 )
                 moved += result.rowcount
         return moved
@@ -171,6 +204,7 @@ class Queue(Generic[N, R]):
         reason_code: str,
         detail: str,
         *,
+        by: str | None,
         payloads: Mapping[int, Any] | None = None,
         now: datetime | None = None,
     ) -> int:
@@ -178,10 +212,13 @@ class Queue(Generic[N, R]):
 
         ``payloads`` (by seq) is what to keep for that person, e.g. the mapped record
         Attentive refused; the queue row itself is kept otherwise. Either is masked.
+        ``by`` is who holds the rows (see ``ack``); ``None`` parks any unfinished row (a
+        person's command).
         """
         now = as_of(now)
         with self._engine.begin() as conn:
-            rows = [self.spec.row_type.from_mapping(r) for r in self._open_rows(conn, seqs)]
+            found = self._open_rows(conn, seqs, by)
+            rows = [self.spec.row_type.from_mapping(r) for r in found]
             entries = [
                 {
                     "source_kind": self.spec.source_kind,
@@ -206,11 +243,12 @@ class Queue(Generic[N, R]):
                 )
         return len(rows)
 
-    def _open_rows(self, conn: Connection, seqs: Sequence[int]) -> list[Any]:
+    def _open_rows(self, conn: Connection, seqs: Sequence[int], by: str | None) -> list[Any]:
         t = self._t
         rows: list[Any] = []
+        owned = self._owned_by(by) if by is not None else t.c.state.in_(UNFINISHED_STATES)
         for among in _sql.member_of(conn, t.c.seq, seqs):
-            stmt = select(t).where(among, t.c.state.in_(UNFINISHED_STATES))
+            stmt = select(t).where(among, owned)
             rows.extend(conn.execute(stmt.with_for_update(of=t)).mappings())
         return sorted(rows, key=lambda row: row["seq"])
 
@@ -220,6 +258,15 @@ class Queue(Generic[N, R]):
         """Inside the caller's transaction, put quarantined rows back to pending with
         attempts reset; returns (requeued, superseded) seqs (see ``_requeue``)."""
         return requeue(conn, self._t, self.spec.supersede_key, seqs, now)
+
+    def customers_unfinished(self, customer_ids: Sequence[int]) -> set[int]:
+        """Which of ``customer_ids`` have a row not finished yet (pending, leased, inflight)."""
+        t, found = self._t, set[int]()
+        with self._engine.connect() as conn:
+            for among in _sql.member_of(conn, t.c.customer_id, customer_ids):
+                stmt = select(t.c.customer_id).where(among, t.c.state.in_(UNFINISHED_STATES))
+                found.update(conn.execute(stmt).scalars())
+        return found
 
     def get(self, seqs: Sequence[int]) -> list[R]:
         """The rows with these seqs, in queue order."""

@@ -118,6 +118,43 @@ class NewEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class NewWrite:
+    """Custom attributes to write for one customer (a loyalty profile, a notice's figures).
+
+    ``write_key`` makes enqueue idempotent: the same change enqueued twice is stored once.
+    """
+
+    write_key: str
+    kind: Literal["profile", "notice"]
+    customer_id: int
+    attributes: Mapping[str, Any]
+    occurred_at: datetime
+
+    def __post_init__(self) -> None:
+        if not self.write_key or len(self.write_key) > 200:
+            raise InvalidRecordError("write_key must be 1 to 200 characters")
+        if self.kind not in ("profile", "notice"):
+            raise InvalidRecordError(f"write kind must be profile or notice, got {self.kind!r}")
+        if not self.attributes:
+            raise InvalidRecordError("a write carries at least one attribute")
+        _check_common(self.customer_id, self.occurred_at)
+
+    @property
+    def key(self) -> str:
+        return self.write_key
+
+    def values(self) -> dict[str, Any]:
+        """Column values for the ``attribute_writes`` row."""
+        return {
+            "write_key": self.write_key,
+            "kind": self.kind,
+            "customer_id": self.customer_id,
+            "attributes": dict(self.attributes),
+            "occurred_at": self.occurred_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class QueuedRow:
     """The queue bookkeeping every queued row carries."""
 
@@ -167,4 +204,19 @@ class QueuedEvent(QueuedRow):
             "customer_id": self.customer_id,
             "occurred_at": self.occurred_at.isoformat(),
             "payload": self.payload,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedWrite(QueuedRow):
+    write_key: str
+    kind: str
+    attributes: dict[str, Any]
+
+    def quarantine_payload(self) -> dict[str, Any]:
+        return {
+            "write_key": self.write_key,
+            "kind": self.kind,
+            "customer_id": self.customer_id,
+            "attributes": self.attributes,
         }

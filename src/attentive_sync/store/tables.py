@@ -42,7 +42,8 @@ JOB_KINDS: tuple[str, ...] = (
     "reward_reminder",
     "expiry_notice",
 )
-SOURCE_KINDS: tuple[str, ...] = ("delta", "backfill", "event", "notice", "profile")
+SOURCE_KINDS: tuple[str, ...] = ("delta", "backfill", "event", "notice", "profile", "write")
+WRITE_KINDS: tuple[str, ...] = ("profile", "notice")
 
 metadata = MetaData(
     naming_convention={
@@ -117,6 +118,26 @@ loyalty_events = _queue_table(
     Column("payload", JsonValue, nullable=False),
 )
 
+attribute_writes = _queue_table(
+    "attribute_writes",
+    Column("write_key", String(200), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("attributes", JsonValue, nullable=False),
+    CheckConstraint(_one_of("kind", WRITE_KINDS), name="kind"),
+)
+
+# Customers whose next write must wait: a submission whose fate is unknown (it may still
+# land at Attentive), or a backfill batch between its checks and its recorded job.
+customer_holds = Table(
+    "customer_holds",
+    metadata,
+    Column("customer_id", BigInteger, primary_key=True),
+    Column("holder", String(200), primary_key=True),
+    Column("reason", String(32), nullable=False),
+    Column("until", UtcDateTime, nullable=False),
+    Index("ix_customer_holds_until", "until"),
+)
+
 bulk_jobs = Table(
     "bulk_jobs",
     metadata,
@@ -130,6 +151,8 @@ bulk_jobs = Table(
     Column("rejected", Integer),
     Column("settled", Boolean, nullable=False, server_default=false()),
     Column("run_label", String(200)),
+    Column("settle_owner", String(200)),
+    Column("settle_expires_at", UtcDateTime),
     CheckConstraint(_one_of("kind", JOB_KINDS), name="kind"),
     Index("ix_bulk_jobs_settled_kind", "settled", "kind"),
 )
@@ -146,6 +169,8 @@ bulk_job_items = Table(
     CheckConstraint(_one_of("source_kind", SOURCE_KINDS), name="source_kind"),
     # A resumed run asks which records a recorded job already carries.
     Index("ix_bulk_job_items_source", "source_kind", "source_ref"),
+    # The customers an unfinished job carries: their next write waits for it.
+    Index("ix_bulk_job_items_customer_id", "customer_id"),
 )
 
 quarantine = Table(

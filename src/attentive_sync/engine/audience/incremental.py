@@ -11,17 +11,15 @@ from dataclasses import dataclass, field
 
 from attentive_sync.domain.errors import RecordRejected
 from attentive_sync.domain.export_config import ExportConfig
-from attentive_sync.engine.backfill import UNKNOWN_CUSTOMER
-from attentive_sync.engine.batching import Batcher
-from attentive_sync.engine.mapping import Mapper
+from attentive_sync.engine.delivery.batching import Batcher
+from attentive_sync.engine.delivery.submit import Batch, make_batch
+from attentive_sync.engine.mapping import Mapper, customer_row
 from attentive_sync.engine.runtime import Runtime
-from attentive_sync.engine.send import Batch, make_batch
 from attentive_sync.sources.loyalty import load_customers
 from attentive_sync.store.jobs import JobItem
 from attentive_sync.store.records import QueuedDelta
 
 KIND = "audience_incremental"
-NOT_EXPORTED = "audience_not_exported"
 
 
 @dataclass
@@ -58,7 +56,7 @@ def plan_incremental(
     exported = set(config.audiences)
     foreign = [r for r in rows if r.audience not in exported]
     kept, overtaken = coalesce([r for r in rows if r.audience in exported])
-    store.deltas.ack([r.seq for r in foreign + overtaken])
+    store.deltas.ack([r.seq for r in foreign + overtaken], by=owner)
     plan.not_exported, plan.coalesced = len(foreign), len(overtaken)
     customers = {
         c["customer_id"]: c for c in load_customers(runtime.source, {r.customer_id for r in kept})
@@ -68,11 +66,9 @@ def plan_incremental(
     for row in kept:
         membership = {row.audience: row.action == "enter"}
         try:
-            if row.customer_id not in customers:
-                raise RecordRejected(UNKNOWN_CUSTOMER, "delta for a customer with no customer row")
-            user = mapper.map(customers[row.customer_id], membership)
+            user = mapper.map(customer_row(customers, row.customer_id), membership)
         except RecordRejected as exc:
-            store.deltas.quarantine([row.seq], exc.code, exc.detail)
+            store.deltas.quarantine([row.seq], exc.code, exc.detail, by=owner)
             plan.quarantined += 1
             continue
         item = JobItem(row.customer_id, "delta", str(row.seq), membership)

@@ -13,33 +13,31 @@ import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from attentive_sync.attentive import RequestRejected, RetryableError
-from attentive_sync.domain.attributes import build_attributes
 from attentive_sync.domain.errors import REJECTED_BY_ATTENTIVE, RecordRejected
 from attentive_sync.domain.events import CustomEvent
 from attentive_sync.domain.export_config import ExportConfig
-from attentive_sync.domain.identifiers import Identifiers, build_identifiers
 from attentive_sync.domain.loyalty_attributes import profile_attributes
 from attentive_sync.domain.loyalty_selection import EventSelection, StalePolicy
-from attentive_sync.domain.users import BulkUser
-from attentive_sync.engine import events as mapping
 from attentive_sync.engine.checks import check_against_source
+from attentive_sync.engine.delivery.collaborators import SendMany, Wait
+from attentive_sync.engine.delivery.kinds import retry_rows
+from attentive_sync.engine.delivery.retry import RetryPolicy
+from attentive_sync.engine.delivery.writes import run_writes
+from attentive_sync.engine.loyalty import events
+from attentive_sync.engine.mapping import identifiers_for
 from attentive_sync.engine.report import Report
-from attentive_sync.engine.runs import SendMany, Wait, add_sends, add_wait, unsettled
 from attentive_sync.engine.runtime import Runtime
-from attentive_sync.engine.send import Batch, make_batch
 from attentive_sync.sources.loyalty import load_customers, points_balances
-from attentive_sync.store.jobs import JobItem
 from attentive_sync.store.queue import MAX_LEASE
-from attentive_sync.store.records import QueuedEvent
+from attentive_sync.store.records import NewWrite, QueuedEvent
 from attentive_sync.store.types import utcnow
 
 KIND = "loyalty_profile"
-PROFILE_SOURCE = "profile"
 
 
 class EventsConfig(BaseModel):
@@ -54,8 +52,8 @@ class EventsConfig(BaseModel):
     concurrency: int = Field(16, ge=1, le=64, description="Event requests in flight at once.")
     max_events_per_run: int = Field(50_000, ge=1)
 
-    def mapping_settings(self) -> mapping.EventSettings:
-        return mapping.EventSettings(
+    def mapping_settings(self) -> events.EventSettings:
+        return events.EventSettings(
             program=self.program, selection=self.selection, stale_policy=self.stale_policy
         )
 
@@ -78,14 +76,6 @@ class RelayPlan:
     stale_sent: int = 0
 
 
-def identifiers_for(config: ExportConfig, row: dict) -> Identifiers:
-    return build_identifiers(
-        {target: row.get(f) for f, target in config.identifier_mappings.items()},
-        region=config.default_region,
-        custom={f: row.get(f) for f in config.extra_identifiers},
-    )
-
-
 def plan_relay(
     runtime: Runtime,
     export: ExportConfig,
@@ -96,7 +86,8 @@ def plan_relay(
 ) -> RelayPlan:
     limit = min(MAX_LEASE, cfg.max_events_per_run)
     lease_seconds = runtime.sync.lease_seconds
-    rows = runtime.store.events.lease(limit, lease_seconds, owner, topics=topics)
+    only = {"topic": topics} if topics else None
+    rows = runtime.store.events.lease(limit, lease_seconds, owner, only=only)
     plan = RelayPlan(rows)
     customers = {
         c["customer_id"]: c for c in load_customers(runtime.source, {r.customer_id for r in rows})
@@ -113,14 +104,11 @@ def plan_relay(
             plan.quarantined.append((row.seq, exc.code, exc.detail))
             plan.labels[row.seq] = "quarantined"
             continue
-        queued = mapping.QueuedEvent(
-            row.event_id, row.topic, row.customer_id, row.occurred_at, row.payload
-        )
-        outcome = mapping.map_event(queued, ids, settings, now)
-        if isinstance(outcome, mapping.Send):
+        outcome = events.map_event(row, ids, settings, now)
+        if isinstance(outcome, events.Send):
             plan.sends.append((row.seq, outcome.event))
             plan.stale_sent += outcome.stale
-        elif isinstance(outcome, mapping.Rejected):
+        elif isinstance(outcome, events.Rejected):
             plan.quarantined.append((row.seq, outcome.code, outcome.detail))
             plan.labels[row.seq] = "quarantined"
         else:
@@ -157,36 +145,35 @@ def deliver(runtime: Runtime, sends: Sequence[tuple[int, CustomEvent]], workers:
     return result
 
 
-def apply_delivery(runtime: Runtime, delivery: Delivery, now: datetime) -> None:
+def apply_delivery(runtime: Runtime, delivery: Delivery, owner: str, now: datetime) -> int:
+    """Apply what happened to the sends; returns how many were parked after their last
+    attempt (the same retry policy as every other queue)."""
     queue = runtime.store.events
-    queue.ack(delivery.accepted)
+    queue.ack(delivery.accepted, by=owner)
     for seq, message in delivery.rejected:
-        queue.quarantine([seq], REJECTED_BY_ATTENTIVE, message)
-    for seq, message in delivery.retry:
-        queue.nack([seq], message, now + timedelta(seconds=60))
+        queue.quarantine([seq], REJECTED_BY_ATTENTIVE, message, by=owner)
+    policy = RetryPolicy.from_settings(runtime.sync)
+    return retry_rows(queue, dict(delivery.retry), policy, owner, now).parked
 
 
-def profile_batches(
-    runtime: Runtime, export: ExportConfig, cfg: EventsConfig, customer_ids: set[int]
-) -> list[Batch]:
-    """Current tier, points balance and segment for each customer, as bulk records."""
-    rows = load_customers(runtime.source, customer_ids)
-    balances = points_balances(runtime.source, customer_ids)
-    pairs = []
+def enqueue_profiles(
+    runtime: Runtime, cfg: EventsConfig, rounds: dict[int, int], now: datetime
+) -> int:
+    """Queue each customer's current tier, points balance and segment as an attribute
+    write. ``rounds`` maps a customer to the last event seq that changed them, which keys
+    the write: re-running the round stores nothing twice, a later round writes again."""
+    rows = load_customers(runtime.source, rounds)
+    balances = points_balances(runtime.source, rounds)
+    writes = []
     for row in rows:
-        try:
-            ids = identifiers_for(export, row)
-        except RecordRejected:
-            continue  # the customer's events were quarantined for the same reason
         cid = row["customer_id"]
         attrs = profile_attributes(
             row.get("tier"), balances.get(cid), row.get("insights_segment"), program=cfg.program
         )
-        if not attrs:
-            continue
-        user = BulkUser(customer_id=cid, identifiers=ids, attributes=build_attributes(custom=attrs))
-        pairs.append((user, JobItem(cid, PROFILE_SOURCE, f"profile:{cid}", attrs)))
-    return [make_batch(pairs[i : i + 256]) for i in range(0, len(pairs), 256)]
+        if attrs:
+            key = f"profile:{cid}:{rounds[cid]}"
+            writes.append(NewWrite(key, "profile", cid, attrs, now))
+    return runtime.store.writes.enqueue(writes, now=now).stored
 
 
 DeliverMany = Callable[[list[list[tuple[int, CustomEvent]]]], list[Delivery]]
@@ -214,17 +201,15 @@ def run_relay(
         "accepted_events",
         "rejected_events",
         "retry_later",
+        "retries_exhausted",
         "not_selected",
         "stale_skipped",
         "dropped",
         "quarantined",
     )
-    customers: set[int] = set()
     while report.counts["leased"] < cfg.max_events_per_run:
-        sent = _relay_round(runtime, export, cfg, owner, deliver_many, topics, report)
-        if sent is None:
+        if not _relay_round(runtime, export, cfg, owner, deliver_many, topics, report):
             break
-        customers |= sent
     stale = report.counts["stale_sent"] + report.counts["stale_skipped"]
     if stale:
         report.notes.append(
@@ -232,7 +217,8 @@ def run_relay(
             "trigger no journey"
         )
     if cfg.update_profiles:
-        _update_profiles(runtime, export, cfg, customers, send_many, wait, report)
+        writes = (send_many, wait)
+        run_writes(runtime, export, owner, ["profile", "notice"], KIND, writes, report)
     return report
 
 
@@ -244,42 +230,34 @@ def _relay_round(
     deliver_many: DeliverMany,
     topics: Sequence[str],
     report: Report,
-) -> set[int] | None:
-    """One lease's worth; returns the customers whose events were sent (None: queue empty)."""
+) -> bool:
+    """One lease's worth; False when the queue had nothing to lease."""
     now = utcnow()
     plan = plan_relay(runtime, export, cfg, owner, now, topics)
     if not plan.rows:
-        return None
+        return False
     report.add("leased", len(plan.rows))
     report.add("stale_sent", plan.stale_sent)
     for label in plan.labels.values():
         report.add(label)
     for seq, code, detail in plan.quarantined:
-        runtime.store.events.quarantine([seq], code, detail)
-    runtime.store.events.ack([r.seq for r in plan.rows if plan.labels.get(r.seq) in _FINISHED])
+        runtime.store.events.quarantine([seq], code, detail, by=owner)
+    finished = [r.seq for r in plan.rows if plan.labels.get(r.seq) in _FINISHED]
+    runtime.store.events.ack(finished, by=owner)
+    if cfg.update_profiles:
+        sent = {seq for seq, _ in plan.sends}
+        rounds: dict[int, int] = {}
+        for row in plan.rows:
+            if row.seq in sent:
+                rounds[row.customer_id] = max(row.seq, rounds.get(row.customer_id, 0))
+        report.add("profile_writes_queued", enqueue_profiles(runtime, cfg, rounds, now))
     for delivery in deliver_many(chunked(plan.sends, 500)):
-        apply_delivery(runtime, delivery, now)
+        parked = apply_delivery(runtime, delivery, owner, now)
         report.add("accepted_events", len(delivery.accepted))
         report.add("rejected_events", len(delivery.rejected))
-        report.add("retry_later", len(delivery.retry))
-    sent = {seq for seq, _ in plan.sends}
-    return {r.customer_id for r in plan.rows if r.seq in sent}
-
-
-def _update_profiles(
-    runtime: Runtime,
-    export: ExportConfig,
-    cfg: EventsConfig,
-    customers: set[int],
-    send_many: SendMany,
-    wait: Wait,
-    report: Report,
-) -> None:
-    """Write the profiles through the bulk path, and settle earlier runs' profile jobs."""
-    report.add("profiles", len(customers))
-    batches = profile_batches(runtime, export, cfg, customers) if customers else []
-    job_ids = add_sends(report, send_many(batches, KIND))
-    add_wait(report, wait(unsettled(runtime, KIND) + job_ids))
+        report.add("retry_later", len(delivery.retry) - parked)
+        report.add("retries_exhausted", parked)
+    return True
 
 
 _FINISHED = frozenset({"not_selected", "stale_skipped", "dropped"})

@@ -18,21 +18,16 @@ from typing import Any
 
 import pandas as pd
 
-from attentive_sync.domain.attributes import build_attributes
-from attentive_sync.domain.errors import RecordRejected
 from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.domain.loyalty import EventKey
 from attentive_sync.domain.loyalty_attributes import attribute_prefix
-from attentive_sync.domain.users import BulkUser
+from attentive_sync.engine.delivery.collaborators import SendMany, Wait
+from attentive_sync.engine.delivery.writes import run_writes
+from attentive_sync.engine.loyalty.relay import DeliverMany, EventsConfig, run_relay
 from attentive_sync.engine.notices import plan_expiry_notices, plan_reward_reminders
-from attentive_sync.engine.relay import DeliverMany, EventsConfig, identifiers_for, run_relay
 from attentive_sync.engine.report import Report
-from attentive_sync.engine.runs import SendMany, Wait, add_sends, add_wait, unsettled
 from attentive_sync.engine.runtime import Runtime
-from attentive_sync.engine.send import Batch, make_batch
-from attentive_sync.sources.loyalty import load_customers
-from attentive_sync.store.jobs import JobItem
-from attentive_sync.store.records import NewEvent
+from attentive_sync.store.records import NewEvent, NewWrite
 from attentive_sync.store.types import utcnow
 
 Row = dict[str, Any]
@@ -111,25 +106,22 @@ def _enqueue_and_claim(runtime: Runtime, kind: NoticeKind, rows: list[Row]) -> l
     ]
 
 
-def _attribute_batches(
-    runtime: Runtime, export: ExportConfig, events: EventsConfig, kind: NoticeKind, rows: list[Row]
-) -> list[Batch]:
-    ids = {int(r["customer_id"]) for r in rows}
-    customers = {c["customer_id"]: c for c in load_customers(runtime.source, ids)}
-    prefix, pairs = attribute_prefix(events.program), []
-    for row in rows:
-        cid = int(row["customer_id"])
-        try:
-            identifiers = identifiers_for(export, customers[cid])
-        except (KeyError, RecordRejected):
-            continue  # the notice's event is quarantined with the reason
-        attrs = kind.attributes(row, prefix)
-        user = BulkUser(
-            customer_id=cid, identifiers=identifiers, attributes=build_attributes(custom=attrs)
+def _enqueue_attributes(
+    runtime: Runtime, events: EventsConfig, kind: NoticeKind, rows: list[Row]
+) -> int:
+    """Queue each claimed notice's figures as an attribute write (same key on a re-run)."""
+    now, prefix = utcnow(), attribute_prefix(events.program)
+    writes = [
+        NewWrite(
+            f"{kind.job_kind}:{kind.period_key(row)}:{int(row['customer_id'])}",
+            "notice",
+            int(row["customer_id"]),
+            kind.attributes(row, prefix),
+            now,
         )
-        ref = f"{kind.job_kind}:{kind.period_key(row)}:{cid}"
-        pairs.append((user, JobItem(cid, "notice", ref, attrs)))
-    return [make_batch(pairs[i : i + 256]) for i in range(0, len(pairs), 256)]
+        for row in rows
+    ]
+    return runtime.store.writes.enqueue(writes, now=now).stored
 
 
 def _deliver(
@@ -146,9 +138,8 @@ def _deliver(
     claimed = _enqueue_and_claim(runtime, kind, notices.to_dict("records"))
     report.add("claimed", len(claimed))
     report.add("claimed_before", len(notices) - len(claimed))
-    batches = _attribute_batches(runtime, export, events, kind, claimed)
-    job_ids = add_sends(report, send_many(batches, kind.job_kind))
-    add_wait(report, wait(unsettled(runtime, kind.job_kind) + job_ids))
+    report.add("attribute_writes_queued", _enqueue_attributes(runtime, events, kind, claimed))
+    run_writes(runtime, export, owner, ["notice"], kind.job_kind, (send_many, wait), report)
     relay = run_relay(
         runtime,
         export,

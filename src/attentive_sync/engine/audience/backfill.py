@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 
 from attentive_sync.domain.errors import RecordRejected
 from attentive_sync.domain.export_config import ExportConfig
-from attentive_sync.engine.mapping import Mapper
+from attentive_sync.engine.delivery.kinds import BackfillMember
+from attentive_sync.engine.delivery.submit import Batch, make_batches
+from attentive_sync.engine.mapping import Mapper, customer_row
 from attentive_sync.engine.runtime import Runtime
-from attentive_sync.engine.send import Batch, make_batch
 from attentive_sync.sources.loyalty import iter_audience_member_pages, load_customers
 from attentive_sync.store.jobs import JobItem
 
 KIND = "audience_backfill"
-SOURCE_KIND = "backfill"
-UNKNOWN_CUSTOMER = "unknown_customer"
+MEMBER = BackfillMember()
 
 
 @dataclass
@@ -37,10 +37,6 @@ class BackfillPage:
     @property
     def records(self) -> int:
         return sum(len(b.users) for b in self.batches)
-
-
-def backfill_ref(run_key: str, audience: str, customer_id: int) -> str:
-    return f"{run_key}|{audience}|{customer_id}"
 
 
 class BackfillPlanner:
@@ -78,13 +74,13 @@ class BackfillPlanner:
 
     def _page(self, audience: str, ids: Sequence[int]) -> BackfillPage:
         page = BackfillPage(audience, last_customer_id=ids[-1], members_read=len(ids))
-        refs = {cid: backfill_ref(self.run_key, audience, cid) for cid in ids}
-        carried = self.runtime.store.jobs.carried(SOURCE_KIND, list(refs.values()))
-        parked = self.runtime.store.quarantine.open_refs(SOURCE_KIND, list(refs.values()))
+        refs = {cid: MEMBER.ref(self.run_key, audience, cid) for cid in ids}
+        carried = self.runtime.store.jobs.carried(MEMBER.source_kind, list(refs.values()))
+        parked = self.runtime.store.quarantine.open_refs(MEMBER.source_kind, list(refs.values()))
         rows = {row["customer_id"]: row for row in load_customers(self.runtime.source, ids)}
         pairs, parked_now = [], []
         for cid in ids:
-            item = JobItem(cid, SOURCE_KIND, refs[cid], {audience: True})
+            item = JobItem(cid, MEMBER.source_kind, refs[cid], {audience: True})
             if refs[cid] in carried:
                 page.skipped += 1
                 continue
@@ -92,13 +88,11 @@ class BackfillPlanner:
                 page.skipped_quarantined += 1
                 continue
             try:
-                if cid not in rows:
-                    raise RecordRejected(UNKNOWN_CUSTOMER, "audience member has no customer row")
-                pairs.append((self.mapper.map(rows[cid], {audience: True}), item))
+                pairs.append((self.mapper.map(customer_row(rows, cid), {audience: True}), item))
             except RecordRejected as exc:
                 parked_now.append(
                     {
-                        "source_kind": SOURCE_KIND,
+                        "source_kind": MEMBER.source_kind,
                         "source_ref": item.source_ref,
                         "customer_id": cid,
                         "reason_code": exc.code,
@@ -109,6 +103,5 @@ class BackfillPlanner:
         # One transaction for the page's quarantined members, not one each.
         self.runtime.store.quarantine.add_many(parked_now)
         page.quarantined = len(parked_now)
-        size = self.config.batch_size
-        page.batches = [make_batch(pairs[i : i + size]) for i in range(0, len(pairs), size)]
+        page.batches = make_batches(pairs, self.config.batch_size)
         return page

@@ -1,8 +1,12 @@
 """Following bulk jobs to a terminal state and applying their per-record results.
 
-For each record: accepted -> the ledger of what Attentive holds, and its queue row is done;
-refused -> the quarantine, with Attentive's message; retryable (a 5xx or 429 record, a job
-that FAILED, a line missing from the results) -> back to its queue for a later run.
+Each job is settled by one run: the run claims it first (``claim_for_settling``), and
+every row transition checks that the row is still the job's. For each record: accepted
+-> the ledger of what Attentive holds, and its lifecycle's ``accepted``; refused -> its
+lifecycle's ``rejected`` (the quarantine, with Attentive's message); retryable (a 5xx or
+429 record, a job that FAILED or that Attentive no longer knows, a line missing from the
+results, an unreadable results file) -> its lifecycle's ``retry_later``: the record is
+sent again by its state, never skipped because a job once carried it.
 """
 
 from __future__ import annotations
@@ -12,26 +16,22 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import TypeVar
 
 from attentive_sync.attentive import AttentiveError, BulkJob, NotFound, RecordResult
 from attentive_sync.domain.errors import REJECTED_BY_ATTENTIVE
+from attentive_sync.engine.delivery.kinds import RetryOutcome, lifecycle
 from attentive_sync.engine.runtime import Runtime
-from attentive_sync.engine.send import QUEUE_KINDS, quarantine_item
-from attentive_sync.sources.loyalty import is_member
 from attentive_sync.store.accepted import AcceptedAttribute
 from attentive_sync.store.jobs import JobItem
-from attentive_sync.store.records import NewDelta
 from attentive_sync.store.types import utcnow
 
 log = logging.getLogger("attentive_sync.engine")
 
-RETRIES_EXHAUSTED = "retries_exhausted"
 LOST = "LOST"
-JOB_FAILED = "job_failed"
-MAX_ATTEMPTS = 8
 POLL_SLICE = 200
+# How long a run may take to settle the jobs it claimed before another run may.
+SETTLE_CLAIM_SECONDS = 300.0
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -51,7 +51,6 @@ class SettleResult:
 class WaitResult:
     settled: list[SettleResult] = field(default_factory=list)
     unfinished: list[str] = field(default_factory=list)
-    polls: int = 0
 
     def total(self, name: str) -> int:
         return sum(getattr(s, name) for s in self.settled)
@@ -80,18 +79,24 @@ def poll_jobs(runtime: Runtime, job_ids: list[str], workers: int = 1) -> list[Bu
     return _fan_out(lambda job_id: _poll_one(runtime, job_id), job_ids, workers)
 
 
-def settle_jobs(runtime: Runtime, jobs: list[BulkJob], workers: int = 1) -> list[SettleResult]:
-    return _fan_out(lambda job: settle_job(runtime, job), jobs, workers)
-
-
-def _retry_at(attempts: int, now: datetime) -> datetime:
-    return now + timedelta(seconds=min(3600, 30 * 2**attempts))
+def settle_jobs(
+    runtime: Runtime, jobs: list[BulkJob], owner: str, workers: int = 1
+) -> list[SettleResult]:
+    """Settle the finished ``jobs`` this run can claim; jobs another run holds are left
+    to it (they are neither settled twice nor waited on here)."""
+    claimed = set(
+        runtime.store.jobs.claim_for_settling(
+            [job.job_id for job in jobs], owner, SETTLE_CLAIM_SECONDS
+        )
+    )
+    mine = [job for job in jobs if job.job_id in claimed]
+    return _fan_out(lambda job: settle_job(runtime, job), mine, workers)
 
 
 def _results(runtime: Runtime, job: BulkJob) -> tuple[dict[int, RecordResult], str]:
     """Per-record results by index, and why there are none when a job has none."""
     if job.status == "FAILED":
-        return {}, JOB_FAILED
+        return {}, "the job FAILED at Attentive"
     if job.status == LOST:
         return {}, "Attentive no longer knows this job"
     if not job.results_url:
@@ -106,25 +111,23 @@ def _results(runtime: Runtime, job: BulkJob) -> tuple[dict[int, RecordResult], s
 
 
 def settle_job(runtime: Runtime, job: BulkJob) -> SettleResult:
-    """Apply a finished job's results to the queues, the quarantine and the ledger.
-
-    One run settles a given job kind at a time (each deployment runs one at a time and
-    waits only on its own kind), so a job is not settled twice concurrently.
-    """
+    """Apply a finished job's results (the caller holds the job's settle claim)."""
     store, now = runtime.store, utcnow()
     results, missing = _results(runtime, job)
     outcome = SettleResult(job.job_id, job.status)
     accepted: list[JobItem] = []
-    retry: list[tuple[int, JobItem, str]] = []
+    retry: list[tuple[JobItem, str]] = []
     for idx, item in enumerate(store.jobs.items(job.job_id)):
         result = results.get(idx)
         if result is not None and result.accepted:
             accepted.append(item)
         elif result is not None and not result.retryable:
-            quarantine_item(runtime, item, REJECTED_BY_ATTENTIVE, result.message, result.request)
+            lifecycle(item).rejected(
+                runtime, item, REJECTED_BY_ATTENTIVE, result.message, result.request, job.job_id
+            )
             outcome.rejected += 1
         else:
-            retry.append((idx, item, result.message if result else missing or "no result"))
+            retry.append((item, result.message if result else missing or "no result"))
     # Latest wins by *submission* time: a job that settles late must not overwrite a
     # value that a job submitted after it already set.
     submitted = store.jobs.get(job.job_id).submitted_at
@@ -133,50 +136,22 @@ def settle_job(runtime: Runtime, job: BulkJob) -> SettleResult:
         for i in accepted
         for name, value in i.attributes.items()
     )
-    _ack(runtime, accepted)
-    outcome.retried, outcome.parked = _retry(runtime, job.job_id, retry, now)
+    for items in _by_kind(accepted, lambda item: item).values():
+        lifecycle(items[0]).accepted(runtime, items, job.job_id)
+    retried = RetryOutcome()
+    for failed in _by_kind(retry, lambda pair: pair[0]).values():
+        retried.add(lifecycle(failed[0][0]).retry_later(runtime, failed, job.job_id, now))
+    outcome.retried, outcome.parked = retried.retried, retried.parked
     outcome.accepted = len(accepted)
     store.jobs.mark_settled(job.job_id, outcome.accepted, outcome.rejected)
     return outcome
 
 
-def _ack(runtime: Runtime, items: list[JobItem]) -> None:
-    runtime.store.deltas.ack([int(i.source_ref) for i in items if i.source_kind == "delta"])
-    runtime.store.events.ack([int(i.source_ref) for i in items if i.source_kind == "event"])
-
-
-def _retry(
-    runtime: Runtime, job_id: str, retry: list[tuple[int, JobItem, str]], now: datetime
-) -> tuple[int, int]:
-    """Send records back for a later run; returns (retried, parked in the quarantine).
-
-    Queue rows go back to their queue (until their attempts run out); a backfill member
-    becomes an ``enter`` delta if still a member; a notice or profile write is parked,
-    and its replay rebuilds it.
-    """
-    store, retried, parked = runtime.store, 0, 0
-    for source_kind, queue in (("delta", store.deltas), ("event", store.events)):
-        seqs = {int(i.source_ref): reason for _, i, reason in retry if i.source_kind == source_kind}
-        for row in queue.get(list(seqs)):
-            if row.attempts + 1 >= MAX_ATTEMPTS:
-                detail = f"{MAX_ATTEMPTS} attempts: {seqs[row.seq]}"
-                parked += queue.quarantine([row.seq], RETRIES_EXHAUSTED, detail)
-            else:
-                retried += queue.nack([row.seq], seqs[row.seq], _retry_at(row.attempts, now))
-    members = [(idx, i) for idx, i, _ in retry if i.source_kind == "backfill"]
-    deltas = [
-        NewDelta(audience, i.customer_id, "enter", now, f"retry:{job_id}:{idx}")
-        for idx, i in members
-        for audience in i.attributes
-        if is_member(runtime.source, audience, i.customer_id)
-    ]
-    store.deltas.enqueue(deltas, now=now)
-    retried += len(members)
-    for _, item, reason in retry:
-        if item.source_kind not in QUEUE_KINDS and item.source_kind != "backfill":
-            quarantine_item(runtime, item, JOB_FAILED, reason)
-            parked += 1
-    return retried, parked
+def _by_kind(entries: Iterable[T], item_of: Callable[[T], JobItem]) -> dict[str, list[T]]:
+    groups: dict[str, list[T]] = {}
+    for entry in entries:
+        groups.setdefault(item_of(entry).source_kind, []).append(entry)
+    return groups
 
 
 def wait_and_settle(
@@ -198,7 +173,6 @@ def wait_and_settle(
     result = WaitResult()
     stop_at = clock() + deadline_seconds
     while pending:
-        result.polls += 1
         done: set[str] = set()
         # Oldest first, a slice at a time, so a long backlog cannot overrun the deadline.
         for start in range(0, len(pending), POLL_SLICE):

@@ -1,9 +1,4 @@
-"""Whole runs of the audience export, with their collaborators passed in.
-
-The Prefect flows hand in functions that submit Prefect tasks; the engine-only path (the
-benchmark, tests) hands in a thread pool. The composition, and the report whose counts
-must add up, is the same either way.
-"""
+"""Whole runs of the audience export, with their collaborators passed in."""
 
 from __future__ import annotations
 
@@ -13,65 +8,21 @@ from collections.abc import Callable
 from sqlalchemy import func, select
 
 from attentive_sync.domain.export_config import ExportConfig
-from attentive_sync.engine import backfill, incremental
+from attentive_sync.engine.audience import backfill, incremental
 from attentive_sync.engine.checks import check_against_source
+from attentive_sync.engine.delivery.collaborators import (
+    Progress,
+    SendMany,
+    Wait,
+    add_sends,
+    add_wait,
+    unsettled,
+)
 from attentive_sync.engine.prefetch import prefetched
 from attentive_sync.engine.report import Report
 from attentive_sync.engine.runtime import Runtime
-from attentive_sync.engine.send import Batch, SendResult, send_batches
-from attentive_sync.engine.settle import WaitResult, poll_jobs, settle_jobs, wait_and_settle
 from attentive_sync.sources.schema import audience_members
 from attentive_sync.store.queue import MAX_LEASE
-
-SendMany = Callable[[list[Batch], str], list[SendResult]]
-Wait = Callable[[list[str]], WaitResult]
-Progress = Callable[[float, str], None]
-
-
-def thread_pool_sender(runtime: Runtime, run_label: str, workers: int) -> SendMany:
-    """Send batches on ``workers`` threads (the engine-only path; Prefect uses a task)."""
-    return lambda batches, kind: send_batches(runtime, batches, kind, run_label, workers)
-
-
-def direct_waiter(runtime: Runtime, deadline_seconds: float) -> Wait:
-    workers = runtime.sync.send_concurrency
-
-    def wait(job_ids: list[str]) -> WaitResult:
-        return wait_and_settle(
-            job_ids,
-            lambda ids: poll_jobs(runtime, ids, workers),
-            lambda jobs: settle_jobs(runtime, jobs, workers),
-            deadline_seconds,
-            runtime.sync.poll_interval_seconds,
-        )
-
-    return wait
-
-
-def add_sends(report: Report, results: list[SendResult]) -> list[str]:
-    job_ids = [job for r in results for job in r.job_ids]
-    report.add("records_sent", sum(r.records_sent for r in results))
-    report.add("rejected_on_submit", sum(r.rejected for r in results))
-    report.add("bulk_requests", sum(r.requests for r in results))
-    report.add("jobs", len(job_ids))
-    return job_ids
-
-
-def add_wait(report: Report, wait: WaitResult) -> None:
-    report.add("jobs_settled", len(wait.settled))
-    report.add("jobs_unfinished", len(wait.unfinished))
-    for name in ("accepted", "rejected", "retried", "parked"):
-        report.add(name, wait.total(name))
-    if wait.unfinished:
-        report.notes.append(
-            f"{len(wait.unfinished)} job(s) still running; a later run settles them"
-        )
-
-
-def unsettled(runtime: Runtime, kind: str) -> list[str]:
-    """Jobs of ``kind`` that earlier runs left running: each flow settles its own kind only,
-    so two flows never settle one job at the same time."""
-    return [job.job_id for job in runtime.store.jobs.list_unsettled(kind)]
 
 
 def count_members(runtime: Runtime, audiences: list[str]) -> int:
@@ -96,6 +47,7 @@ def run_backfill(
         "skipped_already_quarantined",
         "records_sent",
         "rejected_on_submit",
+        "held_back",
     )
     if not config.existing_users:
         report.notes.append("existing_users is off: no backfill")
@@ -133,10 +85,16 @@ def run_incremental(
     check_against_source(runtime, config)
     report = Report("Audience incremental")
     report.must_add_up(
-        "leased", "coalesced", "not_exported", "quarantined", "records_sent", "rejected_on_submit"
+        "leased",
+        "coalesced",
+        "not_exported",
+        "quarantined",
+        "records_sent",
+        "rejected_on_submit",
+        "held_back",
     )
     stop_at = clock() + config.flush_interval_seconds
-    add_wait(report, wait(unsettled(runtime, incremental.KIND)))
+    add_wait(report, wait(unsettled(runtime)))
     while True:
         plan = incremental.plan_incremental(runtime, config, owner, MAX_LEASE)
         for name in ("leased", "coalesced", "not_exported", "quarantined", "early_flushes"):

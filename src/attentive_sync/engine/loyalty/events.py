@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from pydantic import ValidationError
 
@@ -30,15 +30,17 @@ UNKNOWN_TOPIC = "unknown_topic"
 INVALID_PAYLOAD = "invalid_payload"
 
 
-@dataclass(frozen=True)
-class QueuedEvent:
-    """One relayed or computed event as the queue holds it."""
+class EventRecord(Protocol):
+    """One relayed or computed event as the queue holds it (a queue row, or a test's)."""
 
-    event_id: str
-    topic: str
-    customer_id: int | str
-    occurred_at: datetime
-    payload: Mapping[str, Any]
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def payload(self) -> Mapping[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,7 @@ def _user(identifiers: Identifiers | None) -> EventUser | Rejected:
 
 
 def map_event(
-    queued: QueuedEvent,
+    queued: EventRecord,
     identifiers: Identifiers | None,
     settings: EventSettings,
     now: datetime,

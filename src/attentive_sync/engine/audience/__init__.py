@@ -1,0 +1,1 @@
+"""The audience export: a resumable backfill and the incremental enter/exit deltas."""

@@ -1,0 +1,260 @@
+"""What happens to each kind of record on send, accept, retry-later and give-up.
+
+Every record a bulk job carries is a ``JobItem`` whose ``source_kind`` names its
+lifecycle here, and nowhere else does code ask which kind a record is:
+
+- queued records (audience deltas, attribute writes, loyalty events): the row's own state
+  decides. Sendable while its run holds it; accepted -> done; retry -> back to pending
+  with backoff, or the quarantine once attempts run out; refused -> the quarantine.
+- backfill members: read from the source, carried by one job. Retry -> an ``enter`` delta
+  at the back of the queue if the customer is still a member (the source's latest word;
+  a customer who left meanwhile has their ``exit`` delta queued already); refused -> the
+  quarantine, whose replay rebuilds the member the same way.
+- ``notice`` and ``profile`` items of jobs recorded before attribute writes were queued:
+  settled as they were then (retry -> the quarantine, whose replay rebuilds them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import Engine
+
+from attentive_sync.engine.delivery.retry import RETRIES_EXHAUSTED, RetryPolicy
+from attentive_sync.engine.runtime import Runtime
+from attentive_sync.masking import mask_payload
+from attentive_sync.sources.loyalty import is_member, members_among
+from attentive_sync.store.jobs import JobItem
+from attentive_sync.store.queue import Queue
+from attentive_sync.store.records import NewDelta
+from attentive_sync.store.types import utcnow
+
+JOB_FAILED = "job_failed"
+
+
+@dataclass
+class RetryOutcome:
+    retried: int = 0
+    parked: int = 0
+
+    def add(self, other: RetryOutcome) -> None:
+        self.retried += other.retried
+        self.parked += other.parked
+
+
+class Lifecycle(Protocol):
+    def sendable(self, runtime: Runtime, refs: Sequence[str], owner: str) -> set[str]:
+        """Which of ``refs`` may be submitted now by ``owner`` (a retried send skips the
+        ones a recorded job carries already)."""
+
+    def accepted(self, runtime: Runtime, items: Sequence[JobItem], by: str) -> None: ...
+
+    def retry_later(
+        self, runtime: Runtime, failed: Sequence[tuple[JobItem, str]], by: str, now: datetime
+    ) -> RetryOutcome: ...
+
+    def rejected(
+        self, runtime: Runtime, item: JobItem, code: str, detail: str, payload: Any, by: str
+    ) -> None: ...
+
+    def after_send(self, runtime: Runtime, items: Sequence[JobItem], owner: str) -> None:
+        """Called once the records ``sendable`` allowed were submitted (or failed)."""
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A row of one of the store's queues; ``by`` is its lease owner or carrying job."""
+
+    queue_name: str
+
+    def queue(self, runtime: Runtime) -> Queue[Any, Any]:
+        return runtime.store.queues[self.queue_name]
+
+    def sendable(self, runtime: Runtime, refs: Sequence[str], owner: str) -> set[str]:
+        owned = self.queue(runtime).owned([int(r) for r in refs], owner)
+        return {str(seq) for seq in owned}
+
+    def after_send(self, runtime: Runtime, items: Sequence[JobItem], owner: str) -> None:
+        """Nothing to undo: the lease was the hold."""
+
+    def accepted(self, runtime: Runtime, items: Sequence[JobItem], by: str) -> None:
+        self.queue(runtime).ack([int(i.source_ref) for i in items], by=by)
+
+    def retry_later(
+        self, runtime: Runtime, failed: Sequence[tuple[JobItem, str]], by: str, now: datetime
+    ) -> RetryOutcome:
+        return retry_rows(
+            self.queue(runtime),
+            {int(item.source_ref): reason for item, reason in failed},
+            RetryPolicy.from_settings(runtime.sync),
+            by,
+            now,
+        )
+
+    def rejected(
+        self, runtime: Runtime, item: JobItem, code: str, detail: str, payload: Any, by: str
+    ) -> None:
+        seq = int(item.source_ref)
+        payloads = {seq: mask_payload(payload)} if payload is not None else None
+        self.queue(runtime).quarantine([seq], code, detail, by=by, payloads=payloads)
+
+
+def retry_rows(
+    queue: Queue[Any, Any], reasons: dict[int, str], policy: RetryPolicy, by: str, now: datetime
+) -> RetryOutcome:
+    """Rows ``by`` holds back to pending with backoff, or parked once attempts run out."""
+    outcome = RetryOutcome()
+    for row in queue.get(list(reasons)):
+        retry_at = policy.next_attempt(row.attempts, now)
+        reason = reasons[row.seq]
+        if retry_at is None:
+            detail = policy.exhausted_detail(reason)
+            outcome.parked += queue.quarantine([row.seq], RETRIES_EXHAUSTED, detail, by=by)
+        else:
+            outcome.retried += queue.nack([row.seq], reason, retry_at, by=by)
+    return outcome
+
+
+@dataclass(frozen=True)
+class BackfillMember:
+    """``source_ref`` is ``run_key|audience|customer_id``."""
+
+    source_kind: str = "backfill"
+
+    @staticmethod
+    def ref(run_key: str, audience: str, customer_id: int) -> str:
+        return f"{run_key}|{audience}|{customer_id}"
+
+    @staticmethod
+    def parse(ref: str) -> tuple[str, str, int]:
+        run_key, audience, customer = ref.rsplit("|", 2)
+        return run_key, audience, int(customer)
+
+    def sendable(self, runtime: Runtime, refs: Sequence[str], owner: str) -> set[str]:
+        """Members no recorded job carries, still members now, and whose customer has no
+        other write unfinished; the rest of those go to the back of the delta queue.
+
+        The batch's customers are held first, so a delta leased from here on waits for
+        this batch's job; a delta already leased or sent shows up in the checks.
+        """
+        fresh = set(refs) - runtime.store.jobs.carried(self.source_kind, list(refs))
+        parsed = {ref: self.parse(ref) for ref in fresh}
+        customers = [cid for _, _, cid in parsed.values()]
+        if not customers:
+            return set()
+        # Held as long as an uncertain submission: if this process dies mid-submit, the
+        # batch's fate is unknown and nothing newer of its customers may overtake it.
+        holder, now = self.holder(owner), utcnow()
+        until = now + timedelta(seconds=runtime.sync.uncertain_hold_seconds)
+        runtime.store.holds.hold(customers, holder, "backfill", until)
+        busy = runtime.store.jobs.customers_in_flight(customers)
+        busy |= runtime.store.holds.held(customers, now=now, but=holder)
+        busy |= runtime.store.deltas.customers_unfinished(customers)
+        members: set[tuple[str, int]] = set()
+        for audience in {audience for _, audience, _ in parsed.values()}:
+            among = [cid for _, a, cid in parsed.values() if a == audience]
+            members |= {(audience, cid) for cid in members_among(runtime.source, audience, among)}
+        deferred = [
+            ref for ref, (_, a, cid) in parsed.items() if (a, cid) in members and cid in busy
+        ]
+        self.requeue_as_deltas(runtime, deferred, owner, now)
+        return {
+            ref for ref, (_, a, cid) in parsed.items() if (a, cid) in members and cid not in busy
+        }
+
+    @staticmethod
+    def holder(owner: str) -> str:
+        return f"backfill:{owner}"[:200]
+
+    def after_send(self, runtime: Runtime, items: Sequence[JobItem], owner: str) -> None:
+        runtime.store.holds.release(self.holder(owner), [i.customer_id for i in items])
+
+    def accepted(self, runtime: Runtime, items: Sequence[JobItem], by: str) -> None:
+        """Nothing to move: the ledger of accepted values is written for every record."""
+
+    def retry_later(
+        self, runtime: Runtime, failed: Sequence[tuple[JobItem, str]], by: str, now: datetime
+    ) -> RetryOutcome:
+        self.requeue_as_deltas(runtime, [item.source_ref for item, _ in failed], by, now)
+        return RetryOutcome(retried=len(failed))
+
+    @staticmethod
+    def requeue_as_deltas(runtime: Runtime, refs: Sequence[str], by: str, now: datetime) -> None:
+        """Members still in their audience go to the back of the delta queue as ``enter``."""
+        deltas = [rebuilt_enter(runtime.source, ref, f"{by}|{ref}", now) for ref in refs]
+        runtime.store.deltas.enqueue([d for d in deltas if d is not None], now=now)
+
+    def rejected(
+        self, runtime: Runtime, item: JobItem, code: str, detail: str, payload: Any, by: str
+    ) -> None:
+        park(runtime, self.source_kind, item, code, detail, payload)
+
+
+def park(
+    runtime: Runtime, source_kind: str, item: JobItem, code: str, detail: str, payload: Any
+) -> None:
+    """Quarantine a record that is not a queue row."""
+    runtime.store.quarantine.add(
+        source_kind,
+        item.source_ref,
+        code,
+        detail,
+        customer_id=item.customer_id,
+        payload=mask_payload(payload) if payload is not None else None,
+    )
+
+
+def rebuilt_enter(source: Engine, ref: str, origin: str, now: datetime) -> NewDelta | None:
+    """The ``enter`` delta that re-sends a backfill member, if they are still a member;
+    ``origin`` (what failed or was replayed) makes its key, so doing it twice stores one."""
+    _, audience, customer_id = BackfillMember.parse(ref)
+    if not is_member(source, audience, customer_id):
+        return None
+    key = "rebuilt:" + hashlib.sha256(origin.encode()).hexdigest()[:40]
+    return NewDelta(audience, customer_id, "enter", now, key)
+
+
+@dataclass(frozen=True)
+class Unqueued:
+    """Notice and profile items of jobs recorded before attribute writes were queued."""
+
+    source_kind: str
+
+    def sendable(self, runtime: Runtime, refs: Sequence[str], owner: str) -> set[str]:
+        return set(refs) - runtime.store.jobs.in_flight(self.source_kind, list(refs))
+
+    def after_send(self, runtime: Runtime, items: Sequence[JobItem], owner: str) -> None:
+        """Nothing was held."""
+
+    def accepted(self, runtime: Runtime, items: Sequence[JobItem], by: str) -> None:
+        """Nothing to move: the ledger of accepted values is written for every record."""
+
+    def retry_later(
+        self, runtime: Runtime, failed: Sequence[tuple[JobItem, str]], by: str, now: datetime
+    ) -> RetryOutcome:
+        for item, reason in failed:
+            self.rejected(runtime, item, JOB_FAILED, reason, None, by)
+        return RetryOutcome(parked=len(failed))
+
+    def rejected(
+        self, runtime: Runtime, item: JobItem, code: str, detail: str, payload: Any, by: str
+    ) -> None:
+        park(runtime, self.source_kind, item, code, detail, payload)
+
+
+LIFECYCLES: dict[str, Lifecycle] = {
+    "delta": Queued("delta"),
+    "write": Queued("write"),
+    "event": Queued("event"),
+    "backfill": BackfillMember(),
+    "notice": Unqueued("notice"),
+    "profile": Unqueued("profile"),
+}
+
+
+def lifecycle(item: JobItem) -> Lifecycle:
+    return LIFECYCLES[item.source_kind]

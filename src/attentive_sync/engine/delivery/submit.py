@@ -1,0 +1,190 @@
+"""Submitting batches: every accepted part recorded at once, uncertain answers held.
+
+Attentive answers a malformed *envelope* with a whole-request 400. Local validation should
+make that impossible, but if it ever happens the batch is split in halves until the bad
+record(s) stand alone: 255 good users are never dropped for one bad one.
+
+When an attempt fails in a way that may still have created a job at Attentive (a lost
+answer, a 5xx), the batch's customers are held for ``uncertain_hold_seconds``: no newer
+write of theirs is submitted until such an unrecorded job can no longer land after it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from attentive_sync.attentive import AttentiveClient, RequestRejected
+from attentive_sync.domain.errors import REJECTED_BY_ATTENTIVE
+from attentive_sync.domain.users import BulkUser
+from attentive_sync.engine.delivery.kinds import lifecycle
+from attentive_sync.engine.runtime import Runtime
+from attentive_sync.store.jobs import JobItem
+from attentive_sync.store.types import utcnow
+
+UNCERTAIN = "uncertain"
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Users for one bulk request and, position by position, where each came from."""
+
+    users: tuple[BulkUser, ...]
+    items: tuple[JobItem, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.users) != len(self.items):
+            raise ValueError("a batch needs one job item per user")
+
+
+def make_batch(pairs: Sequence[tuple[BulkUser, JobItem]]) -> Batch:
+    return Batch(tuple(u for u, _ in pairs), tuple(i for _, i in pairs))
+
+
+def make_batches(pairs: Sequence[tuple[BulkUser, JobItem]], size: int = 256) -> list[Batch]:
+    return [make_batch(pairs[i : i + size]) for i in range(0, len(pairs), size)]
+
+
+@dataclass
+class SendResult:
+    job_ids: list[str] = field(default_factory=list)
+    records_sent: int = 0
+    rejected: int = 0
+    requests: int = 0
+    uncertain: int = 0
+    # Left out by the records' own state: carried by a recorded job already, no longer
+    # the run's, no longer true at the source, or queued behind a write in flight.
+    held_back: int = 0
+
+
+@dataclass(frozen=True)
+class SubmittedJob:
+    job_id: str
+    users: tuple[BulkUser, ...]
+
+
+@dataclass
+class SubmitOutcome:
+    jobs: list[SubmittedJob] = field(default_factory=list)
+    rejected: list[tuple[BulkUser, str]] = field(default_factory=list)
+    requests: int = 0
+
+    def merge(self, other: SubmitOutcome) -> SubmitOutcome:
+        self.jobs.extend(other.jobs)
+        self.rejected.extend(other.rejected)
+        self.requests += other.requests
+        return self
+
+
+def submit_isolating(
+    client: AttentiveClient,
+    users: Sequence[BulkUser],
+    on_job: Callable[[SubmittedJob], None] = lambda job: None,
+    on_uncertain: Callable[[Sequence[BulkUser]], None] = lambda users: None,
+) -> SubmitOutcome:
+    """Submit one batch; on a whole-request 400, bisect until the culprits are isolated.
+
+    ``on_job`` runs as soon as Attentive accepts a part, before the next part goes: if a
+    later part fails, what was already accepted is on record. ``on_uncertain`` runs when
+    an attempt at a part may have left a job nobody recorded. Retryable errors propagate:
+    their owner is the client (seconds) or the caller (later).
+    """
+    outcome = SubmitOutcome(requests=1)
+    try:
+        job_id = client.submit_bulk_users(
+            [u.to_wire() for u in users], on_uncertain=lambda: on_uncertain(users)
+        )
+    except RequestRejected as exc:
+        if len(users) == 1:
+            outcome.rejected.append((users[0], str(exc)))
+            return outcome
+        middle = len(users) // 2
+        outcome.merge(submit_isolating(client, users[:middle], on_job, on_uncertain))
+        return outcome.merge(submit_isolating(client, users[middle:], on_job, on_uncertain))
+    job = SubmittedJob(job_id, tuple(users))
+    on_job(job)
+    outcome.jobs.append(job)
+    return outcome
+
+
+def _by_kind(items: Sequence[JobItem]) -> dict[str, list[JobItem]]:
+    kinds: dict[str, list[JobItem]] = {}
+    for item in items:
+        kinds.setdefault(item.source_kind, []).append(item)
+    return kinds
+
+
+def sendable(runtime: Runtime, batch: Batch, owner: str) -> list[tuple[BulkUser, JobItem]]:
+    """The batch's records that may go now: each kind's own state says (a retried send
+    leaves out what a recorded job carries; a queue row must still be ``owner``'s)."""
+    allowed = {
+        (kind, ref)
+        for kind, items in _by_kind(batch.items).items()
+        for ref in lifecycle(items[0]).sendable(runtime, [i.source_ref for i in items], owner)
+    }
+    return [
+        (user, item)
+        for user, item in zip(batch.users, batch.items, strict=True)
+        if (item.source_kind, item.source_ref) in allowed
+    ]
+
+
+def send_batch(runtime: Runtime, batch: Batch, kind: str, owner: str) -> SendResult:
+    """Submit what of ``batch`` may go now and record every job it became.
+
+    Retryable errors propagate so the caller's retry owner can act (a retry sends only
+    what no recorded job carries yet); records Attentive refused outright go through
+    their lifecycle with its message.
+    """
+    pending = sendable(runtime, batch, owner)
+    try:
+        result = _submit(runtime, pending, kind, owner)
+        result.held_back = len(batch.users) - len(pending)
+        return result
+    finally:
+        for items in _by_kind([item for _, item in pending]).values():
+            lifecycle(items[0]).after_send(runtime, items, owner)
+
+
+def _submit(
+    runtime: Runtime, pending: list[tuple[BulkUser, JobItem]], kind: str, owner: str
+) -> SendResult:
+    by_user = {id(u): item for u, item in pending}
+    result = SendResult()
+    if not pending:
+        return result
+
+    def record(job: SubmittedJob) -> None:
+        items = [by_user[id(u)] for u in job.users]
+        runtime.store.jobs.record_job(job.job_id, kind, items, owner)
+        result.job_ids.append(job.job_id)
+        result.records_sent += len(items)
+
+    def hold(users: Sequence[BulkUser]) -> None:
+        until = utcnow() + timedelta(seconds=runtime.sync.uncertain_hold_seconds)
+        holder = f"{UNCERTAIN}:{uuid.uuid4().hex}"
+        runtime.store.holds.hold([u.customer_id for u in users], holder, UNCERTAIN, until)
+        result.uncertain += len(users)
+
+    outcome = submit_isolating(runtime.client, [u for u, _ in pending], record, hold)
+    result.requests = outcome.requests
+    for user, message in outcome.rejected:
+        item = by_user[id(user)]
+        wire = user.to_wire()
+        lifecycle(item).rejected(runtime, item, REJECTED_BY_ATTENTIVE, message, wire, owner)
+        result.rejected += 1
+    return result
+
+
+def send_batches(
+    runtime: Runtime, batches: list[Batch], kind: str, owner: str, workers: int
+) -> list[SendResult]:
+    """Send several batches at once on ``workers`` threads (the shared rate limiter paces
+    them). A retry of the whole group is safe: what a recorded job carries is skipped."""
+    if len(batches) <= 1 or workers <= 1:
+        return [send_batch(runtime, b, kind, owner) for b in batches]
+    with ThreadPoolExecutor(min(workers, len(batches)), thread_name_prefix="bulk-send") as pool:
+        return list(pool.map(lambda b: send_batch(runtime, b, kind, owner), batches))

@@ -1,0 +1,1 @@
+"""Loyalty events to Attentive custom events, and the loyalty profile attributes."""

@@ -1,0 +1,66 @@
+"""Customer holds: customers whose next attribute write must wait until a moment passes.
+
+A hold is taken when a bulk submission's fate is unknown (the answer was lost, or a 5xx
+came back: the job may exist at Attentive and land later), so no newer write of that
+customer is submitted until such a job can no longer be pending; and by a backfill for
+the customers of a batch between its checks and its recorded job. Leases of attribute
+writes skip held customers; holds end by themselves at ``until``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import Engine, delete, select
+
+from attentive_sync.store import _sql
+from attentive_sync.store.tables import customer_holds
+from attentive_sync.store.types import as_of, aware
+
+
+class CustomerHolds:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def hold(self, customer_ids: Iterable[int], holder: str, reason: str, until: datetime) -> None:
+        """Hold these customers for ``holder`` until ``until`` (a later hold extends it)."""
+        until = aware(until, "until")
+        rows = [
+            {"customer_id": cid, "holder": holder, "reason": reason, "until": until}
+            for cid in sorted(set(customer_ids))
+        ]
+        t = customer_holds
+        with self._engine.begin() as conn:
+            # Ended holds are dropped as new ones come, so the table stays small.
+            conn.execute(delete(t).where(t.c.until <= as_of(None)))
+            for chunk in _sql.chunks(rows):
+                stmt = _sql.upsert_insert(conn, t)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=[t.c.customer_id, t.c.holder],
+                    set_={"until": stmt.excluded.until, "reason": stmt.excluded.reason},
+                )
+                conn.execute(stmt, chunk)
+
+    def release(self, holder: str, customer_ids: Sequence[int] | None = None) -> None:
+        """End ``holder``'s holds (on ``customer_ids`` only, when given)."""
+        t = customer_holds
+        with self._engine.begin() as conn:
+            if customer_ids is None:
+                conn.execute(delete(t).where(t.c.holder == holder))
+                return
+            for among in _sql.member_of(conn, t.c.customer_id, customer_ids):
+                conn.execute(delete(t).where(t.c.holder == holder, among))
+
+    def held(
+        self, customer_ids: Sequence[int], *, now: datetime | None = None, but: str = ""
+    ) -> set[int]:
+        """Which of ``customer_ids`` a hold (other than ``but``'s) names at ``now``."""
+        t, found = customer_holds, set[int]()
+        with self._engine.connect() as conn:
+            for among in _sql.member_of(conn, t.c.customer_id, customer_ids):
+                stmt = select(t.c.customer_id).where(
+                    among, t.c.until > as_of(now), t.c.holder != but
+                )
+                found.update(conn.execute(stmt).scalars())
+        return found

@@ -1,0 +1,348 @@
+"""The delivery lifecycle under Attentive's faults: every error path ends in a known state.
+
+Each test drives the engine against the emulator with a fault switched on, then asserts
+both what Attentive ended up holding and what the store says about every record.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pytest
+from sqlalchemy import delete, select, update
+from support.loyalty_samples import SAMPLES
+from support.program import CONFIG, make_runtime
+
+from attentive_sync.attentive import AttentiveClient
+from attentive_sync.domain.loyalty import EventKey
+from attentive_sync.domain.loyalty_attributes import attribute_names
+from attentive_sync.engine.audience.export import run_backfill, run_incremental
+from attentive_sync.engine.delivery.collaborators import direct_waiter, thread_pool_sender
+from attentive_sync.engine.delivery.settle import settle_jobs
+from attentive_sync.engine.loyalty.relay import EventsConfig, run_relay, thread_deliverer
+from attentive_sync.engine.mapping import Mapper, identifiers_for
+from attentive_sync.engine.runtime import Runtime
+from attentive_sync.sources.loyalty import load_customers
+from attentive_sync.sources.schema import audience_members, customers
+from attentive_sync.store.jobs import JobItem
+from attentive_sync.store.records import NewDelta, NewEvent
+from attentive_sync.store.tables import audience_deltas
+
+FAST_RETRY = {"retry_backoff_seconds": 0.01, "retry_backoff_cap_seconds": 0.01}
+
+
+@pytest.fixture
+def fast(program_url, emulator) -> Iterator[Runtime]:
+    """A runtime whose records are retried at once, and whose uncertain holds are short."""
+    rt = make_runtime(program_url, emulator.base_url, uncertain_hold_seconds=1.5, **FAST_RETRY)
+    yield rt
+    rt.close()
+
+
+def sendable_customers(runtime: Runtime, n: int, audience: str | None = None) -> list[int]:
+    """Customers with a client user id and email (so the emulator can be asked about them)."""
+    stmt = select(customers.c.customer_id).where(
+        customers.c.client_user_id.is_not(None), customers.c.email.is_not(None)
+    )
+    if audience:
+        members = select(audience_members.c.customer_id).where(
+            audience_members.c.audience_slug == audience
+        )
+        stmt = stmt.where(customers.c.customer_id.in_(members))
+    with runtime.source.connect() as conn:
+        return list(conn.scalars(stmt.order_by(customers.c.customer_id).limit(n)))
+
+
+def at_emulator(emulator, runtime: Runtime, customer_id: int, name: str):
+    (row,) = load_customers(runtime.source, [customer_id])
+    client_user_id = identifiers_for(CONFIG, row).to_wire()["clientUserId"]
+    user = emulator.state.find_user(clientUserId=client_user_id)
+    return None if user is None else user["attributes"].get("custom", {}).get(name)
+
+
+def incremental(runtime: Runtime, wait: float = 3.0):
+    return run_incremental(
+        runtime,
+        CONFIG,
+        "inc",
+        thread_pool_sender(runtime, "inc", 2),
+        direct_waiter(runtime, wait, "inc"),
+    )
+
+
+def until_drained(runtime: Runtime, rounds: int = 30, wait: float = 2.0) -> None:
+    for _ in range(rounds):
+        report = incremental(runtime, wait)
+        assert report.problems() == []
+        counts = runtime.store.deltas.counts()
+        idle = counts["pending"] + counts["leased"] + counts["inflight"] == 0
+        if idle and not runtime.store.jobs.list_unsettled():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"not drained: {runtime.store.deltas.counts()}")
+
+
+def delta_rows(runtime: Runtime) -> list[dict]:
+    with runtime.store.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(select(audience_deltas)).mappings()]
+
+
+def test_a_failed_job_is_sent_again_on_a_later_run(fast, emulator):
+    (cid,) = sendable_customers(fast, 1)
+    emulator.state.change_faults({"fail_job_rate": 1.0})
+    fast.store.deltas.enqueue([NewDelta("vip", cid, "enter", datetime.now(timezone.utc))])
+    first = incremental(fast)
+    assert first.counts["records_sent"] == 1 and first.counts["retried"] == 1
+    (row,) = delta_rows(fast)
+    assert (row["state"], row["attempts"]) == ("pending", 1)
+    assert "FAILED" in row["last_error"]
+    emulator.state.change_faults({"fail_job_rate": 0.0})
+    until_drained(fast)
+    (row,) = delta_rows(fast)
+    assert row["state"] == "done"
+    assert at_emulator(emulator, fast, cid, "vip") is True
+    assert fast.store.accepted.for_customer(cid)["vip"] is True
+
+
+def test_retryable_record_results_and_unreadable_results_are_sent_again(fast, emulator):
+    cids = sendable_customers(fast, 2)
+    now = datetime.now(timezone.utc)
+    fast.store.deltas.enqueue([NewDelta("vip", c, "enter", now) for c in cids])
+    real_iter = fast.client.iter_bulk_results
+    broken = {"calls": 0}
+
+    def unreadable_once(url):
+        broken["calls"] += 1
+        if broken["calls"] == 1:
+            raise_unreadable()
+        return real_iter(url)
+
+    fast.client.iter_bulk_results = unreadable_once  # type: ignore[method-assign]
+    until_drained(fast)
+    assert broken["calls"] >= 2
+    assert {row["state"] for row in delta_rows(fast)} == {"done"}
+    assert max(row["attempts"] for row in delta_rows(fast)) == 1
+    for cid in cids:
+        assert at_emulator(emulator, fast, cid, "vip") is True
+
+
+def raise_unreadable() -> None:
+    from attentive_sync.attentive import AttentiveError
+
+    raise AttentiveError("results file line 1 is malformed")
+
+
+def test_retries_exhausted_park_the_record_and_the_customer_moves_on(program_url, emulator):
+    runtime = make_runtime(program_url, emulator.base_url, max_attempts=2, **FAST_RETRY)
+    try:
+        (cid,) = sendable_customers(runtime, 1)
+        now = datetime.now(timezone.utc)
+        emulator.state.change_faults({"fail_job_rate": 1.0})
+        runtime.store.deltas.enqueue([NewDelta("vip", cid, "enter", now)])
+        incremental(runtime)
+        time.sleep(0.05)
+        second = incremental(runtime)
+        assert second.counts["parked"] == 1
+        (entry,) = runtime.store.quarantine.list(reason="retries_exhausted")
+        assert entry.customer_id == cid and "2 attempts" in entry.detail
+        assert "FAILED" in entry.detail
+        emulator.state.change_faults({"fail_job_rate": 0.0})
+        runtime.store.deltas.enqueue(
+            [NewDelta("newsletter", cid, "enter", now + timedelta(seconds=1))]
+        )
+        until_drained(runtime)
+        assert at_emulator(emulator, runtime, cid, "newsletter") is True
+        states = sorted(row["state"] for row in delta_rows(runtime))
+        assert states == ["done", "quarantined"]
+    finally:
+        runtime.close()
+
+
+class LoseFirstBulkAnswer(httpx.BaseTransport):
+    """Hands the first bulk submit to Attentive, then loses its answer: the job exists
+    at Attentive, but the client sees a broken connection."""
+
+    def __init__(self, after_loss: Callable[[], None]) -> None:
+        self._inner = httpx.HTTPTransport()
+        self._after_loss = after_loss
+        self.lost = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self._inner.handle_request(request)
+        is_submit = request.method == "POST" and request.url.path.endswith("/attributes")
+        if is_submit and not self.lost:
+            response.read()
+            response.close()
+            self.lost += 1
+            self._after_loss()
+            raise httpx.ReadError("connection lost after the request went out")
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def test_a_lost_answer_to_an_accepted_submission_still_converges(program_url, emulator):
+    """The lost job (slow) still lands after the exit unless the customer is held."""
+    runtime = make_runtime(program_url, emulator.base_url, uncertain_hold_seconds=2.0)
+    slow = {"slow_job_rate": 1.0, "slow_job_delay": 1.5}
+    transport = LoseFirstBulkAnswer(lambda: emulator.state.change_faults({"slow_job_rate": 0}))
+    runtime.client.close()
+    runtime.client = AttentiveClient(runtime.client.settings, transport=transport)
+    try:
+        (cid,) = sendable_customers(runtime, 1)
+        now = datetime.now(timezone.utc)
+        emulator.state.change_faults(slow)
+        runtime.store.deltas.enqueue([NewDelta("vip", cid, "enter", now)])
+        first = incremental(runtime, wait=0.5)
+        assert transport.lost == 1 and first.counts["uncertain_submissions"] == 1
+        assert first.counts["accepted"] == 1  # the re-sent request, recorded and settled
+        runtime.store.deltas.enqueue([NewDelta("vip", cid, "exit", now + timedelta(seconds=1))])
+        held = incremental(runtime, wait=0.1)
+        assert held.counts["leased"] == 0, "the exit waits while the lost job may land"
+        assert runtime.store.holds.held([cid]) == {cid}
+        time.sleep(2.0)
+        until_drained(runtime)
+        time.sleep(0.2)
+        assert at_emulator(emulator, runtime, cid, "vip") is False
+        jobs_at_attentive = emulator.state.stats()["by_endpoint"]["bulk_user_attributes"]["202"]
+        assert jobs_at_attentive == 3  # the lost one, its re-send, the exit
+        assert {row["state"] for row in delta_rows(runtime)} == {"done"}
+    finally:
+        runtime.close()
+
+
+def test_backfill_and_exits_with_half_slow_jobs_every_exited_customer_ends_false(
+    any_runtime, emulator
+):
+    runtime = any_runtime
+    emulator.state.change_faults({"slow_job_rate": 0.5, "slow_job_delay": 0.6})
+    owner = "backfill-run"
+    report = run_backfill(
+        runtime,
+        CONFIG.model_copy(update={"audiences": ["vip"]}),
+        "bf",
+        thread_pool_sender(runtime, owner, 4),
+        direct_waiter(runtime, 0.05, owner),
+    )
+    assert report.problems() == []
+    leaving = sendable_customers(runtime, 20, audience="vip")
+    assert len(leaving) >= 5
+    now = datetime.now(timezone.utc)
+    with runtime.source.begin() as conn:
+        conn.execute(
+            delete(audience_members).where(
+                audience_members.c.audience_slug == "vip",
+                audience_members.c.customer_id.in_(leaving),
+            )
+        )
+    runtime.store.deltas.enqueue([NewDelta("vip", c, "exit", now) for c in leaving])
+    until_drained(runtime)
+    time.sleep(0.7)  # any slow job still running has landed
+    assert [at_emulator(emulator, runtime, c, "vip") for c in leaving] == [False] * len(leaving)
+    for cid in leaving:
+        assert runtime.store.accepted.for_customer(cid)["vip"] is False
+
+
+def test_a_job_is_settled_by_one_run(runtime, emulator):
+    (cid,) = sendable_customers(runtime, 1)
+    runtime.store.deltas.enqueue([NewDelta("vip", cid, "enter", datetime.now(timezone.utc))])
+    (row,) = runtime.store.deltas.lease(10, 60, "a")
+    (customer,) = load_customers(runtime.source, [cid])
+    user = Mapper(CONFIG).map(customer, {"vip": True})
+    job_id = runtime.client.submit_bulk_users([user.to_wire()])
+    runtime.store.jobs.record_job(
+        job_id, "audience_incremental", [JobItem(cid, "delta", str(row.seq), {"vip": True})]
+    )
+    assert runtime.store.jobs.claim_for_settling([job_id], "run-a", 60) == [job_id]
+    time.sleep(0.2)
+    job = runtime.client.get_bulk_job(job_id)
+    assert settle_jobs(runtime, [job], "run-b") == []  # run-a holds it
+    assert runtime.store.deltas.get([row.seq])[0].state == "inflight"
+    (settled,) = settle_jobs(runtime, [job], "run-a")
+    assert settled.accepted == 1
+    assert runtime.store.deltas.get([row.seq])[0].state == "done"
+    assert settle_jobs(runtime, [job], "run-b") == []  # settled: nobody settles it again
+
+
+def test_a_retried_send_skips_rows_a_recorded_job_carries(runtime, emulator):
+    cids = sendable_customers(runtime, 3)
+    now = datetime.now(timezone.utc)
+    runtime.store.deltas.enqueue([NewDelta("vip", c, "enter", now) for c in cids])
+    send = thread_pool_sender(runtime, "o", 1)
+    from attentive_sync.engine.audience.incremental import plan_incremental
+
+    plan = plan_incremental(runtime, CONFIG, "o")
+    first = send(plan.batches, "audience_incremental")
+    again = send(plan.batches, "audience_incremental")
+    assert first[0].records_sent == 3 and again[0].records_sent == 0
+    assert again[0].held_back == 3 and again[0].requests == 0
+    assert emulator.state.stats()["by_endpoint"]["bulk_user_attributes"]["202"] == 1
+
+
+def test_a_tier_change_after_the_first_profile_write_reaches_attentive(runtime, emulator):
+    (cid,) = sendable_customers(runtime, 1)
+    names = attribute_names("Loyalty")
+
+    def relay_event(n: int) -> None:
+        payload = SAMPLES[EventKey.TIER_UPGRADED]
+        event = NewEvent(f"e{n}", "tier_upgraded", cid, datetime.now(timezone.utc), payload)
+        runtime.store.events.enqueue([event])
+        report = run_relay(
+            runtime,
+            CONFIG,
+            EventsConfig(),
+            "relay",
+            (
+                thread_deliverer(runtime, 2),
+                thread_pool_sender(runtime, "relay", 1),
+                direct_waiter(runtime, 5.0, "relay"),
+            ),
+        )
+        assert report.problems() == []
+
+    for n, tier in enumerate(("Bronze", "Gold")):
+        with runtime.source.begin() as conn:
+            conn.execute(update(customers).where(customers.c.customer_id == cid).values(tier=tier))
+        relay_event(n)
+        assert at_emulator(emulator, runtime, cid, names["tier"]) == tier
+    relay_event(2)  # unchanged: done without another request
+    assert runtime.store.writes.counts()["done"] == 3
+    assert emulator.state.stats()["by_endpoint"]["bulk_user_attributes"]["202"] == 2
+
+
+def test_an_event_attentive_keeps_refusing_is_parked_and_later_ones_go(program_url, emulator):
+    runtime = make_runtime(program_url, emulator.base_url, max_attempts=2, **FAST_RETRY)
+    try:
+        (cid,) = sendable_customers(runtime, 1)
+        now = datetime.now(timezone.utc)
+        payload = SAMPLES[EventKey.TIER_UPGRADED]
+        events = EventsConfig(update_profiles=False)
+        collaborators = (
+            thread_deliverer(runtime, 2),
+            thread_pool_sender(runtime, "r", 1),
+            direct_waiter(runtime, 1.0, "r"),
+        )
+        runtime.store.events.enqueue([NewEvent("bad", "tier_upgraded", cid, now, payload)])
+        emulator.state.change_faults({"error_rate": 1.0})
+        first = run_relay(runtime, CONFIG, events, "r", collaborators)
+        time.sleep(0.05)
+        second = run_relay(runtime, CONFIG, events, "r", collaborators)
+        # Tried twice (once more inside the first run if its backoff passed), then parked.
+        assert first.counts["retry_later"] == 1
+        assert first.counts["retries_exhausted"] + second.counts["retries_exhausted"] == 1
+        assert first.problems() == [] and second.problems() == []
+        (entry,) = runtime.store.quarantine.list(reason="retries_exhausted")
+        assert entry.source_kind == "event" and "server error" in entry.detail
+        emulator.state.change_faults({"error_rate": 0.0})
+        later = NewEvent("good", "tier_upgraded", cid, now + timedelta(seconds=1), payload)
+        runtime.store.events.enqueue([later])
+        third = run_relay(runtime, CONFIG, events, "r", collaborators)
+        assert third.counts["accepted_events"] == 1
+        ids = [e.get("externalEventId") for e in emulator.state.events.select()]
+        assert ids == ["good"]
+    finally:
+        runtime.close()
