@@ -30,7 +30,7 @@ from rich.table import Table
 from attentive_sync.emulator import EmulatorConfig, EmulatorServer
 from attentive_sync.emulator.server import bind
 from attentive_sync.intake.app import create_intake_app
-from attentive_sync.intake.signing import sign_body
+from attentive_sync.intake.signing import signed_headers
 from attentive_sync.masking import mask_email, mask_phone
 from attentive_sync.settings import DEMO_API_KEY
 from attentive_sync.sources.seed import seed_program
@@ -76,9 +76,7 @@ class IntakeThread:
 
     def post(self, path: str, payload: dict) -> httpx.Response:
         body = json.dumps(payload).encode()
-        return httpx.post(
-            f"{self.url}{path}", content=body, headers={"X-Signature": sign_body(SECRET, body)}
-        )
+        return httpx.post(f"{self.url}{path}", content=body, headers=signed_headers(SECRET, body))
 
 
 def step(title: str) -> None:

@@ -6,6 +6,8 @@ Secrets are ``SecretStr`` and never printed.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -52,6 +54,12 @@ class SyncSettings(BaseSettings):
         description="The loyalty program's database (reference schema or views); default db_url",
     )
     intake_secret: SecretStr | None = None
+    loyaltylion_secret: SecretStr | None = Field(
+        None, description="LoyaltyLion's site (or OAuth client) secret; enables POST /loyaltylion"
+    )
+    loyalty_match: Literal["merchant_id", "platform_id", "email"] = Field(
+        "merchant_id", description="How a loyalty platform's customer finds its program row"
+    )
     send_concurrency: int = Field(8, ge=1, le=64, description="bulk requests in flight at once")
     # Longer than a run's worst case (client backoff plus the bulk-send task's retries),
     # so a lease never expires under a worker that is still sending its rows.

@@ -17,7 +17,7 @@ from attentive_sync.domain.loyalty_selection import EventSelection, StalePolicy
 from attentive_sync.engine.delivery.collaborators import direct_waiter, thread_pool_sender
 from attentive_sync.engine.loyalty.relay import EventsConfig, run_relay, thread_deliverer
 from attentive_sync.intake.app import create_intake_app
-from attentive_sync.intake.signing import sign_body
+from attentive_sync.intake.signing import signed_headers
 from attentive_sync.sources.schema import customers
 
 SECRET = SecretStr("intake-test-secret")
@@ -45,9 +45,7 @@ def post_event(client: TestClient, event_id: str, key: EventKey, cid: int, at: d
             "payload": SAMPLES[key],
         }
     ).encode()
-    response = client.post(
-        "/events", content=body, headers={"X-Signature": sign_body(SECRET, body)}
-    )
+    response = client.post("/events", content=body, headers=signed_headers(SECRET, body))
     return response.status_code
 
 
@@ -74,7 +72,9 @@ def test_each_of_the_thirteen_types_arrives_once_with_its_name(runtime, emulator
             201,
             202,
         )
-    assert post_event(intake, "evt-3", EventKey.REWARD_AVAILABLE, cid, now) == 200  # duplicate
+    three_ago = now - timedelta(minutes=3)
+    assert post_event(intake, "evt-3", EventKey.REWARD_AVAILABLE, cid, three_ago) == 200  # again
+    assert post_event(intake, "evt-3", EventKey.REWARD_AVAILABLE, cid, now) == 409  # changed
     selection = EventSelection(include_deprecated=True)
     report = relay(runtime, EventsConfig(selection=selection))
     assert report.problems() == []

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
-from attentive_sync.intake import SIGNATURE_HEADER, create_intake_app, sign_body
+from attentive_sync.intake import create_intake_app, signed_headers
 from attentive_sync.store import Store
 from attentive_sync.store.tables import audience_deltas, loyalty_events
 
@@ -31,10 +31,11 @@ def client(store: Store) -> Iterator[TestClient]:
         yield test_client
 
 
-def signed(body: Any, secret: SecretStr = SECRET) -> dict[str, Any]:
-    """Keyword arguments for ``client.post``: the raw body and its signature header."""
+def signed(body: Any, secret: SecretStr = SECRET, **sign: Any) -> dict[str, Any]:
+    """Keyword arguments for ``client.post``: the raw body and its Standard Webhooks headers
+    (``sign`` passes ``msg_id`` / ``timestamp`` through)."""
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return {"content": raw, "headers": {SIGNATURE_HEADER: sign_body(secret, raw)}}
+    return {"content": raw, "headers": signed_headers(secret, raw, **sign)}
 
 
 def stored_events(store: Store) -> int:

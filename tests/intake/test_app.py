@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import select, text
 from starlette.testclient import TestClient
 
-from attentive_sync.intake import SIGNATURE_HEADER, create_intake_app, sign_body
+from attentive_sync.intake import SIGNATURE_HEADER, create_intake_app, sign
 from attentive_sync.intake.payloads import MAX_DELTAS_PER_REQUEST
 from attentive_sync.store import Store
 from attentive_sync.store.tables import audience_deltas, loyalty_events
@@ -44,25 +45,56 @@ def test_a_signed_event_is_stored_with_its_true_time_and_acknowledged(
 def test_an_unsigned_request_is_401_and_stores_nothing(client: TestClient, store: Store) -> None:
     response = client.post("/events", content=json.dumps(envelope()).encode())
     assert response.status_code == 401
-    assert SIGNATURE_HEADER in response.json()["error"]
+    assert response.json()["error"].startswith("missing webhook-")
+    assert SIGNATURE_HEADER == "webhook-signature"
     assert stored_events(store) == 0
 
 
+def _headers_with(**changes: str) -> dict[str, str]:
+    body = json.dumps(envelope()).encode()
+    now = int(time.time())
+    headers = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(now),
+        "webhook-signature": sign("intake-test-secret", "msg_1", now, body),
+        "content-type": "application/json",
+    }
+    return headers | changes
+
+
 @pytest.mark.parametrize(
-    "header",
+    "changes",
     [
-        sign_body("another-secret", json.dumps(envelope()).encode()),
-        sign_body("intake-test-secret", json.dumps(envelope()).encode()).replace("sha256=", "md5="),
-        "sha256=",
-        "garbage",
+        {"webhook-signature": sign("another-secret", "msg_1", int(time.time()), b"{}")},
+        {"webhook-signature": "v2,abc"},
+        {"webhook-signature": "garbage"},
+        {"webhook-id": "msg_2"},  # the id is signed too
+        {"webhook-timestamp": str(int(time.time()) + 1)},  # so is the timestamp
     ],
 )
 def test_a_wrong_signature_is_401_and_stores_nothing(
-    client: TestClient, store: Store, header: str
+    client: TestClient, store: Store, changes: dict[str, str]
 ) -> None:
     body = json.dumps(envelope()).encode()
-    response = client.post("/events", content=body, headers={SIGNATURE_HEADER: header})
+    response = client.post("/events", content=body, headers=_headers_with(**changes))
     assert response.status_code == 401
+    assert stored_events(store) == 0
+
+
+def test_a_second_signature_for_key_rotation_is_accepted(client: TestClient) -> None:
+    headers = _headers_with()
+    headers["webhook-signature"] = "v1,b2xkLWtleQ== " + headers["webhook-signature"]
+    body = json.dumps(envelope()).encode()
+    assert client.post("/events", content=body, headers=headers).status_code == 202
+
+
+@pytest.mark.parametrize("age", [-301, 301, 3600])
+def test_a_request_signed_outside_the_window_is_401_so_it_cannot_be_replayed(
+    client: TestClient, store: Store, age: int
+) -> None:
+    response = client.post("/events", **signed(envelope(), timestamp=int(time.time()) - age))
+    assert response.status_code == 401
+    assert "webhook-timestamp" in response.json()["error"]
     assert stored_events(store) == 0
 
 
@@ -77,10 +109,22 @@ def test_a_redelivered_event_is_acknowledged_as_duplicate_and_stored_once(
     client: TestClient, store: Store
 ) -> None:
     assert client.post("/events", **signed(envelope())).status_code == 202
-    again = client.post("/events", **signed(envelope(payload={"resent": True})))
+    again = client.post("/events", **signed(envelope()))
     assert again.status_code == 200
     assert again.json() == {"id": "evt_1", "duplicate": True}
     assert stored_events(store) == 1
+
+
+def test_a_reused_id_with_a_different_body_is_409_naming_the_id(
+    client: TestClient, store: Store
+) -> None:
+    assert client.post("/events", **signed(envelope())).status_code == 202
+    again = client.post("/events", **signed(envelope(payload={"new_tier": "Platinum"})))
+    assert again.status_code == 409
+    assert "'evt_1'" in again.json()["error"]
+    with store.engine.connect() as conn:
+        row = conn.execute(select(loyalty_events)).mappings().one()
+    assert row["payload"] == {"previous_tier": "Silver", "new_tier": "Gold"}
 
 
 def test_an_unknown_topic_is_400_naming_it(client: TestClient, store: Store) -> None:
@@ -160,7 +204,7 @@ def test_no_2xx_when_the_store_cannot_commit(store: Store) -> None:
 
 
 def test_health_needs_no_signature(client: TestClient) -> None:
-    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/health").json() == {"status": "ok", "acknowledged": {}}
 
 
 def test_an_empty_secret_is_refused(store: Store) -> None:

@@ -11,7 +11,8 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from attentive_sync.cli import app
-from attentive_sync.intake import ingest_jsonl, sign_body, signature_matches
+from attentive_sync.intake import ingest_jsonl, sign, verify
+from attentive_sync.intake.signing import SignatureRejected
 from attentive_sync.store import Store
 from tests.intake.conftest import envelope, stored_events
 
@@ -78,11 +79,29 @@ def test_intake_serve_refuses_to_start_without_a_secret(tmp_path, monkeypatch) -
     assert "ATTENTIVE_SYNC_INTAKE_SECRET" in result.stderr
 
 
-@given(secret=st.text(min_size=1), body=st.binary(), salt=st.integers(0, 10_000))
-def test_a_signature_verifies_its_body_and_no_other(secret: str, body: bytes, salt: int) -> None:
-    key = SecretStr(secret)
-    header = sign_body(key, body)
-    assert signature_matches(key, body, header)
+@given(
+    secret=st.text(min_size=1).filter(lambda s: not s.startswith("whsec_")),
+    body=st.binary(),
+    salt=st.integers(0, 10_000),
+)
+def test_a_signature_verifies_its_message_and_no_other(secret: str, body: bytes, salt: int) -> None:
+    key, now = SecretStr(secret), 1_700_000_000
+    header = sign(key, "msg_1", now, body)
+    verify(key, body, "msg_1", str(now), header, now=now)
     tampered = body + b"x" if not body else bytes([body[0] ^ 1]) + body[1:]
-    assert not signature_matches(key, tampered, header)
-    assert not signature_matches(SecretStr(secret + str(salt)), body, header)
+    for args in (
+        (key, tampered, "msg_1", str(now)),
+        (key, body, "msg_2", str(now)),
+        (key, body, "msg_1", str(now + 1)),
+        (SecretStr(secret + str(salt)), body, "msg_1", str(now)),
+    ):
+        with pytest.raises(SignatureRejected):
+            verify(*args, header, now=now)
+
+
+def test_the_standard_webhooks_reference_signature() -> None:
+    """The example from the Standard Webhooks specification's test vectors."""
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    body = b'{"test": 2432232314}'
+    expected = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    assert sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body) == expected

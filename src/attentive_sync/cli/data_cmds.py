@@ -100,22 +100,32 @@ def serve(
     """Serve the signed HTTP intake for audience deltas and loyalty events."""
     import uvicorn
 
-    from attentive_sync.intake import create_intake_app
+    from attentive_sync.intake import LoyaltyLionAdapter, create_intake_app
     from attentive_sync.store import Store
+    from attentive_sync.store.db import make_engine
 
-    secret = SyncSettings().intake_secret
+    settings = SyncSettings()
+    secret = settings.intake_secret
     if secret is None or not secret.get_secret_value():
         fail("ATTENTIVE_SYNC_INTAKE_SECRET is not set: the intake accepts only signed requests")
+    lion = settings.loyaltylion_secret
+    platforms = [LoyaltyLionAdapter(lion)] if lion and lion.get_secret_value() else []
+    if not platforms:
+        err_console.print("ATTENTIVE_SYNC_LOYALTYLION_SECRET is not set: no POST /loyaltylion")
     try:
         store = Store.from_url(_url(url))
         store.check_schema()
+        source = make_engine(settings.source_url, read_only=True) if settings.source_url else None
     except StoreError as exc:
         fail(str(exc))
     except SQLAlchemyError as exc:
         fail(_database_error(exc))
     if host not in ("127.0.0.1", "::1", "localhost"):
         err_console.print(f"[yellow]warning:[/] the intake is reachable on {host}, not loopback")
-    uvicorn.run(create_intake_app(store, secret), host=host, port=port, log_level="info")
+    app = create_intake_app(
+        store, secret, platforms=platforms, source=source, match_by=settings.loyalty_match
+    )
+    uvicorn.run(app, host=host, port=port, log_level="info")
 
 
 def ingest(

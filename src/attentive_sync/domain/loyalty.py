@@ -12,7 +12,7 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from attentive_sync.domain.events import check_event_type
 
@@ -46,7 +46,7 @@ class WebhookEnvelope(BaseModel):
     id: str = Field(min_length=1, max_length=200)
     topic: EventKey
     created_at: datetime
-    customer_id: int = Field(ge=1)
+    customer_id: StrictInt = Field(ge=1, le=2**63 - 1)
     payload: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("created_at")

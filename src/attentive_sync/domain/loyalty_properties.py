@@ -16,6 +16,7 @@ from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
+    Field,
     ValidationError,
     field_validator,
     model_validator,
@@ -89,9 +90,13 @@ class RewardsProperties(LoyaltyProperties):
 
     available_rewards: tuple[AvailableReward, ...]
     points_balance: int
+    # True when the platform already listed only affordable rewards (LoyaltyLion does):
+    # the balance is then not applied again. Never sent to Attentive.
+    rewards_prefiltered: bool = Field(False, exclude=True)
 
     def listed(self) -> tuple[AvailableReward, ...]:
-        return listable_rewards(self.available_rewards, self.points_balance)
+        balance = None if self.rewards_prefiltered else self.points_balance
+        return listable_rewards(self.available_rewards, balance)
 
     def skip_reason(self) -> str | None:
         return None if self.listed() else NO_SUPPORTED_REWARDS
@@ -123,9 +128,18 @@ class ActivityCompleted(LoyaltyProperties):
 
 
 class ApproachingTier(LoyaltyProperties):
+    """``points_required`` for points-based tiers, ``spend_required`` for spend-based ones."""
+
     current_tier: Name
     next_tier: Name
-    points_required: PositivePoints
+    points_required: PositivePoints | None = None
+    spend_required: float | None = Field(None, gt=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _required(self) -> ApproachingTier:
+        if self.points_required is None and self.spend_required is None:
+            raise ValueError("points_required or spend_required is required")
+        return self
 
 
 def _segment_words(value: str) -> str:
@@ -162,7 +176,7 @@ class MovedToWinBack(SegmentMove):
 class RewardClaimed(LoyaltyProperties):
     reward_title: Name
     reward_type: Name
-    points_spent: Points
+    points_spent: Points | None = None  # LoyaltyLion's claimed_reward does not carry it
     voucher_code: Name | None = None
 
 

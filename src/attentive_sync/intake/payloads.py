@@ -7,12 +7,12 @@ personal data).
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from attentive_sync.domain.loyalty import EVENT_KEYS, WebhookEnvelope
+from attentive_sync.intake.bodies import BodyRefused, parse_json_object
 from attentive_sync.store.errors import InvalidRecordError
 from attentive_sync.store.records import NewDelta, NewEvent
 
@@ -30,7 +30,7 @@ class DeltaIn(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     audience: str = Field(min_length=1, max_length=200)
-    customer_id: int = Field(ge=1)
+    customer_id: StrictInt = Field(ge=1, le=2**63 - 1)
     action: Literal["enter", "exit"]
     occurred_at: AwareDatetime
     key: str | None = Field(default=None, min_length=1, max_length=200)
@@ -53,13 +53,11 @@ def summarise(error: ValidationError) -> str:
 
 
 def _json_object(body: bytes | str) -> dict[str, Any]:
+    """Parsed with the intake's limits: depth, number range, no NaN (``bodies``)."""
     try:
-        value = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise PayloadError(f"body is not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise PayloadError(f"body must be a JSON object, not {type(value).__name__}")
-    return value
+        return parse_json_object(body)
+    except BodyRefused as exc:
+        raise PayloadError(exc.reason) from exc
 
 
 def _to_delta(item: DeltaIn) -> NewDelta:

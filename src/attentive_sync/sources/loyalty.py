@@ -130,3 +130,16 @@ def is_member(bind: Bind, audience: str, customer_id: int) -> bool:
     query = select(m.customer_id).where(m.audience_slug == audience, m.customer_id == customer_id)
     with _connected(bind) as conn:
         return conn.execute(query).first() is not None
+
+
+def customer_ids_by_email(bind: Bind, email: str) -> list[int]:
+    """Ids of the customers whose email is ``email``, compared trimmed and case-folded
+    (the way the engine normalises emails); ascending. Without an index on
+    ``lower(trim(email))`` this is a scan of the customers table."""
+    wanted = email.strip().lower()
+    column = func.lower(func.trim(customers.c.email))
+    query = (
+        select(customers.c.customer_id).where(column == wanted).order_by(customers.c.customer_id)
+    )
+    with _connected(bind) as conn:
+        return list(conn.scalars(query))
