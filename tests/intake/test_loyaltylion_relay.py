@@ -11,8 +11,8 @@ from sqlalchemy import func, insert, select
 from starlette.testclient import TestClient
 from support.program import CONFIG
 
-from attentive_sync.engine.relay import EventsConfig, run_relay, thread_deliverer
-from attentive_sync.engine.runs import direct_waiter, thread_pool_sender
+from attentive_sync.engine.delivery.collaborators import direct_waiter, thread_pool_sender
+from attentive_sync.engine.loyalty.relay import EventsConfig, run_relay, thread_deliverer
 from attentive_sync.intake import LoyaltyLionAdapter, create_intake_app
 from attentive_sync.sources.schema import customers
 from attentive_sync.store.tables import loyalty_events
@@ -25,7 +25,7 @@ MERCHANT_ID = 2134606599  # the fixtures' customer.merchant_id
 def relay(runtime) -> Any:
     collaborators = (
         thread_deliverer(runtime, 4),
-        thread_pool_sender(runtime, "relay", 2),
+        thread_pool_sender(runtime, "test", 2),
         direct_waiter(runtime, 5.0),
     )
     return run_relay(runtime, CONFIG, EventsConfig(), "test", collaborators)
