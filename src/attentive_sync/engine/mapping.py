@@ -10,6 +10,7 @@ from attentive_sync.domain.attributes import build_attributes
 from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.domain.identifiers import build_identifiers
 from attentive_sync.domain.users import BulkUser
+from attentive_sync.sources.loyalty import check_readable
 
 
 def _decoded(value: Any) -> Any:
@@ -38,6 +39,7 @@ class Mapper:
 
     def map(self, row: Mapping[str, Any], memberships: Mapping[str, bool]) -> BulkUser:
         cfg = self.config
+        check_readable(row, cfg.fields_read())
         identifiers = build_identifiers(
             {target: row.get(field) for field, target in cfg.identifier_mappings.items()},
             region=cfg.default_region,

@@ -32,7 +32,7 @@ from attentive_sync.engine.report import Report
 from attentive_sync.engine.runs import SendMany, Wait, add_sends, add_wait, unsettled
 from attentive_sync.engine.runtime import Runtime
 from attentive_sync.engine.send import Batch, make_batch
-from attentive_sync.sources.loyalty import load_customers, points_balances
+from attentive_sync.sources.loyalty import check_readable, load_customers, points_balances
 from attentive_sync.store.jobs import JobItem
 from attentive_sync.store.queue import MAX_LEASE
 from attentive_sync.store.records import QueuedEvent
@@ -79,6 +79,7 @@ class RelayPlan:
 
 
 def identifiers_for(config: ExportConfig, row: dict) -> Identifiers:
+    check_readable(row, [*config.identifier_mappings, *config.extra_identifiers])
     return build_identifiers(
         {target: row.get(f) for f, target in config.identifier_mappings.items()},
         region=config.default_region,
