@@ -10,6 +10,7 @@ import httpx
 import pytest
 import respx
 from pydantic import SecretStr
+from support.transports import CutResults
 
 from attentive_sync.attentive import (
     AttentiveClient,
@@ -189,47 +190,6 @@ def test_an_unreadable_line_names_its_line_number(make_client, bad, fragment):
 # -- against the emulator, over a real socket ------------------------------------------
 
 
-class CutAfter(httpx.HTTPTransport):
-    """Delivers the first ``limit`` bytes of a results file, then the connection drops."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__()
-        self.limit = limit
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = super().handle_request(request)
-        if not request.url.path.endswith("results.jsonl"):
-            return response
-        limit, inner = self.limit, response.stream
-
-        def cut() -> Iterator[bytes]:
-            sent = 0
-            for chunk in inner:  # type: ignore[union-attr]
-                if sent + len(chunk) >= limit:
-                    yield chunk[: limit - sent]
-                    raise httpx.RemoteProtocolError("peer closed connection")
-                sent += len(chunk)
-                yield chunk
-
-        return httpx.Response(
-            response.status_code,
-            headers=response.headers,
-            stream=_Iterated(cut(), inner),  # type: ignore[arg-type]
-            extensions=response.extensions,
-        )
-
-
-class _Iterated(httpx.SyncByteStream):
-    def __init__(self, chunks: Iterator[bytes], inner: httpx.SyncByteStream) -> None:
-        self._chunks, self._inner = chunks, inner
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield from self._chunks
-
-    def close(self) -> None:
-        self._inner.close()
-
-
 def finished_job(client: AttentiveClient, users: int) -> str:
     batch = [
         {"identifiers": {"clientUserId": f"c{n}"}, "attributes": {"custom": {"vip": True}}}
@@ -264,7 +224,7 @@ def test_the_emulator_results_file_streams_to_one_result_per_user():
 def test_an_emulator_results_file_cut_mid_way_is_unreadable():
     with EmulatorServer(EmulatorConfig(job_delay=0)) as server:
         url = finished_job(emulator_client(server), 256)
-        client = emulator_client(server, CutAfter(limit=10_000))
+        client = emulator_client(server, CutResults(limit=10_000))
         seen = 0
         with pytest.raises(ResultsUnreadable, match="broke off") as info:
             for _ in client.iter_bulk_results(url):
