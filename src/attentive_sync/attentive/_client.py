@@ -3,27 +3,30 @@
 from __future__ import annotations
 
 import hashlib
-import json
+import itertools
 import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from attentive_sync.attentive._exceptions import (
     AttentiveError,
+    ResultsUnreadable,
     RetryableError,
     TransportError,
     error_for_response,
 )
 from attentive_sync.attentive._models import AccountInfo, BulkJob, RecordResult
 from attentive_sync.attentive._ratelimit import TokenBucket, shared_bucket
+from attentive_sync.attentive._results import parse_result_line
 from attentive_sync.attentive._retry import BackoffPolicy, parse_retry_after, retry_delay
 from attentive_sync.settings import AttentiveSettings
 
 log = logging.getLogger("attentive_sync.attentive")
+T = TypeVar("T")
 
 MAX_BULK_USERS = 256
 # Endpoint group -> which rate limit applies (Attentive limits per key and endpoint).
@@ -111,12 +114,16 @@ class AttentiveClient:
         target = httpx.URL(url)
         return not target.is_absolute_url or target.host == self._http.base_url.host
 
-    def _send_once(self, group: str, method: str, url: str, **kw: Any) -> httpx.Response:
+    def _send_once(
+        self, group: str, method: str, url: str, *, stream: bool = False, **kw: Any
+    ) -> httpx.Response:
+        """One request. With ``stream`` the body of a successful answer is left unread: the
+        caller reads it and closes the response."""
         self._buckets[group].acquire()
         self.requests_sent += 1
         http = self._http if self._owns(url) else self._plain
         try:
-            response = http.request(method, url, **kw)
+            response = http.send(http.build_request(method, url, **kw), stream=stream)
         except httpx.TransportError as exc:
             # A connection never made carried nothing; any later failure may have.
             sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
@@ -124,23 +131,30 @@ class AttentiveClient:
             raise TransportError(message, sent=sent) from exc
         if response.is_success:
             return response
+        try:
+            response.read()
+        except httpx.TransportError as exc:
+            message = f"{method} {_loggable(url)}: {type(exc).__name__}"
+            raise TransportError(message, sent=True) from exc
+        finally:
+            response.close()
         retry_after = parse_retry_after(response.headers.get("retry-after"), time.time())
         raise error_for_response(response, group, retry_after)
 
-    def _request(
+    def _retrying(
         self,
-        group: str,
         method: str,
         url: str,
+        attempt_once: Callable[[], T],
         on_uncertain: Callable[[], None] | None = None,
-        **kw: Any,
-    ) -> httpx.Response:
-        """Send with retries; ``on_uncertain`` is called when a failed attempt may still
-        have been carried out by Attentive, before anything else is tried."""
+    ) -> T:
+        """Run ``attempt_once`` until it succeeds, retrying retryable errors with backoff;
+        ``on_uncertain`` is called when a failed attempt may still have been carried out
+        by Attentive, before anything else is tried."""
         attempt = 1
         while True:
             try:
-                return self._send_once(group, method, url, **kw)
+                return attempt_once()
             except RetryableError as exc:
                 if exc.may_have_applied and on_uncertain is not None:
                     on_uncertain()
@@ -159,6 +173,18 @@ class AttentiveClient:
                 self.retries += 1
                 self._sleep(delay)
                 attempt += 1
+
+    def _request(
+        self,
+        group: str,
+        method: str,
+        url: str,
+        on_uncertain: Callable[[], None] | None = None,
+        **kw: Any,
+    ) -> httpx.Response:
+        return self._retrying(
+            method, url, lambda: self._send_once(group, method, url, **kw), on_uncertain
+        )
 
     # -- operations -----------------------------------------------------------------------
     def me(self) -> AccountInfo:
@@ -209,22 +235,46 @@ class AttentiveClient:
         )
 
     def iter_bulk_results(self, results_url: str) -> Iterator[RecordResult]:
-        """Per-record results, one JSONL line each; a malformed line is an error, not a skip."""
-        response = self._request(RESULTS, "GET", results_url)
-        for number, line in enumerate(response.text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                result = row.get("response") or {}
-                yield RecordResult(
-                    index=int(row["index"]),
-                    status=int(result.get("status", 0)),
-                    message=str(result.get("message", "")),
-                    request=row.get("request") or {},
-                )
-            except (ValueError, KeyError, TypeError) as exc:
-                raise AttentiveError(f"results file line {number} is malformed") from exc
+        """Per-record results, streamed one JSONL line at a time: memory stays flat.
+
+        Until the first record is read, a retryable failure (5xx, 429, a dropped or timed
+        out connection) is retried here like any request. Once records have been yielded,
+        the download cannot be retried without yielding them twice: a connection that breaks
+        off, or a line that cannot be read, raises ``ResultsUnreadable`` and the caller must
+        treat the whole file as unread (never as results for the records before it).
+        """
+        response, records = self._retrying(
+            "GET", results_url, lambda: self._open_results(results_url)
+        )
+        number = 0
+        try:
+            for position, (number, line) in enumerate(records):
+                yield parse_result_line(line, number, position)
+        except (httpx.TransportError, httpx.StreamError, httpx.DecodingError) as exc:
+            raise ResultsUnreadable(
+                f"results file broke off after line {number}: {type(exc).__name__}", line=number
+            ) from exc
+        finally:
+            response.close()
+
+    def _open_results(self, url: str) -> tuple[httpx.Response, Iterator[tuple[int, str]]]:
+        """One attempt at a results file, read up to its first record (so a failure that
+        early is retried); returns the open response and its numbered non-blank lines."""
+        response = self._send_once(RESULTS, "GET", url, stream=True)
+        try:
+            lines = (
+                (number, line)
+                for number, line in enumerate(response.iter_lines(), start=1)
+                if line.strip()
+            )
+            first = next(lines, None)
+        except (httpx.TransportError, httpx.StreamError, httpx.DecodingError) as exc:
+            response.close()
+            raise TransportError(f"GET {_loggable(url)}: {type(exc).__name__}") from exc
+        except BaseException:
+            response.close()
+            raise
+        return response, lines if first is None else itertools.chain([first], lines)
 
     def send_custom_event(self, event: Mapping[str, Any]) -> None:
         self._request(EVENTS, "POST", "/v1/events/custom", json=dict(event))

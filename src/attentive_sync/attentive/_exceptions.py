@@ -9,7 +9,9 @@ AttentiveError
 ├── StopRun                 the run cannot go on until a person acts
 │   ├── AuthenticationError   401: missing or unknown API key
 │   └── PermissionDenied      403: the key lacks a scope
-└── NotFound                404: e.g. an unknown bulk job id
+├── NotFound                404: e.g. an unknown bulk job id
+└── ResultsUnreadable       a results file broke off or holds a line that cannot be read:
+                            none of its records may be settled from it
 """
 
 from __future__ import annotations
@@ -87,6 +89,20 @@ class PermissionDenied(StopRun):
 
 class NotFound(AttentiveError):
     pass
+
+
+class ResultsUnreadable(AttentiveError):
+    """A bulk job's results file cannot be read to its end.
+
+    Raised mid-iteration, after some records were already yielded: the caller must drop
+    what it collected and treat the whole file as unread, never settle part of it. ``line``
+    is the 1-based line number of the unreadable line, or of the last line read before the
+    download broke off (0: none).
+    """
+
+    def __init__(self, message: str, *, line: int, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.line = line
 
 
 REQUIRED_SCOPES = {

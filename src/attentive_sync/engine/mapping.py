@@ -11,12 +11,14 @@ from attentive_sync.domain.errors import RecordRejected
 from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.domain.identifiers import Identifiers, build_identifiers
 from attentive_sync.domain.users import BulkUser
+from attentive_sync.sources.loyalty import check_readable
 
 UNKNOWN_CUSTOMER = "unknown_customer"
 
 
 def identifiers_for(config: ExportConfig, row: Mapping[str, Any]) -> Identifiers:
     """The customer's identifiers through the export configuration's mappings."""
+    check_readable(row, [*config.identifier_mappings, *config.extra_identifiers])
     return build_identifiers(
         {target: row.get(field) for field, target in config.identifier_mappings.items()},
         region=config.default_region,
@@ -58,6 +60,7 @@ class Mapper:
 
     def map(self, row: Mapping[str, Any], memberships: Mapping[str, bool]) -> BulkUser:
         cfg = self.config
+        check_readable(row, cfg.fields_read())
         identifiers = identifiers_for(cfg, row)
         custom: dict[str, Any] = {f: _decoded(row.get(f)) for f in cfg.custom_attributes}
         custom.update(memberships)

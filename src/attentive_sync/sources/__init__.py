@@ -4,9 +4,10 @@ The readers are what flows import; ``seed`` is for demos and benchmarks and pull
 so it is imported from its own module rather than from here.
 """
 
-from attentive_sync.sources.errors import SeedError, SourceError
+from attentive_sync.sources.errors import SeedError, SourceError, UnreadableValue
 from attentive_sync.sources.loyalty import (
     audience_slugs,
+    check_readable,
     is_member,
     iter_audience_member_pages,
     load_customers,
@@ -17,7 +18,9 @@ from attentive_sync.sources.schema import metadata
 __all__ = [
     "SeedError",
     "SourceError",
+    "UnreadableValue",
     "audience_slugs",
+    "check_readable",
     "is_member",
     "iter_audience_member_pages",
     "load_customers",

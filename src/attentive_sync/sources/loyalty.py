@@ -7,16 +7,26 @@ caller that spends minutes sending a page to Attentive holds no database connect
 Large reads are keyset-paginated (``WHERE id > :after ORDER BY id LIMIT :n``) rather than
 OFFSET-paginated: every page costs one index range scan no matter how deep the walk is, and
 the last id of a page is a checkpoint a restarted run resumes from.
+
+Customer rows are read value by value: a date or timestamp the database hands over as
+text that is not one (SQLite stores text; a view may expose a text column) becomes an
+``UnreadableValue`` in its column instead of failing the whole read. ``check_readable`` is
+what a mapping calls to refuse a row whose fields it reads hold one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Column, Connection, Engine, Select, func, select
+from sqlalchemy import Column, Connection, Engine, Select, func, select, type_coerce
+from sqlalchemy.engine import Dialect, processors
+from sqlalchemy.types import NullType, TypeDecorator
 
+from attentive_sync.domain.errors import BAD_SOURCE_VALUE, RecordRejected
+from attentive_sync.sources.errors import UnreadableValue
 from attentive_sync.sources.schema import (
     audience_members,
     audiences,
@@ -80,18 +90,105 @@ def audience_slugs(bind: Bind) -> list[str]:
 def load_customers(bind: Bind, ids: Iterable[int]) -> list[dict[str, Any]]:
     """Profile rows for ``ids`` (ascending by id; unknown ids are simply absent).
 
-    Values are as stored: ``phone`` raw, ``favorite_categories`` JSON array text.
+    Values are as stored: ``phone`` raw, ``favorite_categories`` JSON array text. A date or
+    timestamp that cannot be read is an ``UnreadableValue`` in its column; this never raises
+    for one bad value.
     """
     rows: list[dict[str, Any]] = []
     with _connected(bind) as conn:
+        readers = _typed_readers(conn.dialect)
+        # Typed columns come back raw (no result processing), to be read one value at a time.
+        columns = [
+            type_coerce(c, NullType()).label(c.name) if c.name in readers else c
+            for c in customers.c
+        ]
+        base = select(*columns).order_by(customers.c.customer_id)
         for chunk in _chunks(ids):
-            query = (
-                select(customers)
-                .where(customers.c.customer_id.in_(chunk))
-                .order_by(customers.c.customer_id)
-            )
-            rows.extend(dict(r) for r in conn.execute(query).mappings())
+            for raw in conn.execute(base.where(customers.c.customer_id.in_(chunk))).mappings():
+                row = dict(raw)
+                for name, read in readers.items():
+                    if row[name] is not None:
+                        row[name] = read(row[name])
+                rows.append(row)
     return rows
+
+
+def check_readable(row: Mapping[str, Any], fields: Iterable[str]) -> None:
+    """Refuse a row if a field the caller reads holds an ``UnreadableValue``.
+
+    Raises ``RecordRejected(bad_source_value)`` naming each such column and what its value
+    is not, never the value itself. Fields the caller does not read are not looked at, so a
+    row with a bad value in a column nobody maps is sent as usual.
+    """
+    bad = sorted(
+        (value.column, value.reason)
+        for field in fields
+        if isinstance(value := row.get(field), UnreadableValue)
+    )
+    if bad:
+        detail = "; ".join(f"column {column}: {reason}" for column, reason in bad)
+        raise RecordRejected(BAD_SOURCE_VALUE, detail)
+
+
+_Reader = Callable[[Any], Any]
+# SQLAlchemy's own text -> date/time conversions (what its SQLite dialect reads with).
+_FROM_TEXT: dict[type, tuple[_Reader, str]] = {
+    date: (processors.str_to_date, "not a valid date"),
+    datetime: (processors.str_to_datetime, "not a valid timestamp"),
+}
+_READERS: dict[tuple[str, str], dict[str, _Reader]] = {}
+
+
+def _typed_readers(dialect: Dialect) -> dict[str, _Reader]:
+    """Column name -> value reader, for the customers columns whose type is not text."""
+    key = (dialect.name, dialect.driver)
+    if key not in _READERS:
+        _READERS[key] = {
+            c.name: _value_reader(c, dialect)
+            for c in customers.c
+            if not c.primary_key and _python_type(c) in _FROM_TEXT
+        }
+    return _READERS[key]
+
+
+def _python_type(column: Column[Any]) -> type | None:
+    """The Python type a column's values read as (a decorated type's, through its impl)."""
+    kind = column.type
+    if isinstance(kind, TypeDecorator):
+        kind = kind.impl_instance
+    try:
+        return kind.python_type
+    except NotImplementedError:
+        return None
+
+
+def _value_reader(column: Column[Any], dialect: Dialect) -> _Reader:
+    """A reader applying the column type's own result conversion on ``dialect`` to one raw
+    value; a value it cannot convert becomes an ``UnreadableValue``.
+
+    SQLite hands dates over as text and the type's SQLite conversion parses it. Other
+    databases hand over date objects, except from a text column (a view): such text is
+    parsed with SQLAlchemy's text conversion first, then given to the type's conversion.
+    """
+    python_type = _python_type(column)
+    assert python_type is not None
+    from_text, reason = _FROM_TEXT[python_type]
+    convert = column.type.dialect_impl(dialect).result_processor(dialect, None)
+    parse_text = dialect.name != "sqlite"
+    name = column.name
+
+    def read(raw: Any) -> Any:
+        try:
+            value = from_text(raw) if parse_text and isinstance(raw, str) else raw
+            if convert is not None:
+                value = convert(value)
+            if not isinstance(value, python_type):
+                return UnreadableValue(name, reason)
+            return value
+        except (ValueError, TypeError, AttributeError, OverflowError):
+            return UnreadableValue(name, reason)
+
+    return read
 
 
 def points_balances(bind: Bind, ids: Iterable[int]) -> dict[int, int]:

@@ -1,0 +1,86 @@
+"""One line of a bulk job's results file -> a ``RecordResult``.
+
+Attentive documents the file only as "a record of each request and its corresponding
+response", one JSON object per line, so the reader takes every plausible shape of that
+record rather than one guessed layout:
+
+- the per-record status under ``response.status``, ``response.statusCode``, ``status`` or
+  ``statusCode`` (an integer, or an integer in a string);
+- the record's position in the submitted request under ``index``, or, when a line carries
+  none, the order of the line among the file's records (the file lists them in request
+  order);
+- a message under ``response.message``, ``message``, or an ``error`` text or object.
+
+A line that is not a JSON object, or that carries no readable status or index, makes the
+whole file unreadable (``ResultsUnreadable`` naming the line): guessing an outcome could
+settle a record Attentive refused, or quarantine one it accepted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from attentive_sync.attentive._exceptions import ResultsUnreadable
+from attentive_sync.attentive._models import RecordResult
+
+STATUS_KEYS = ("status", "statusCode")
+MESSAGE_KEYS = ("message", "error")
+
+
+def parse_result_line(line: str, number: int, position: int) -> RecordResult:
+    """Parse one line; ``number`` is its 1-based line number (for errors), ``position`` its
+    0-based order among the file's records (the index when the line has none)."""
+    try:
+        row = json.loads(line)
+    except ValueError as exc:
+        raise ResultsUnreadable(f"results file line {number} is not JSON", line=number) from exc
+    if not isinstance(row, dict):
+        raise ResultsUnreadable(f"results file line {number} is not a JSON object", line=number)
+    response = row.get("response")
+    scopes: tuple[Mapping[str, Any], ...] = (
+        (response, row) if isinstance(response, dict) else (row,)
+    )
+    status = _first(scopes, STATUS_KEYS)
+    if status is None:
+        raise ResultsUnreadable(
+            f"results file line {number} carries no status (looked for "
+            "response.status, response.statusCode, status, statusCode)",
+            line=number,
+        )
+    index = row.get("index", position)
+    request = row.get("request")
+    return RecordResult(
+        index=_integer(index, "index", number, low=0),
+        status=_integer(status, "status", number, low=100, high=599),
+        message=_message(scopes),
+        request=request if isinstance(request, dict) else {},
+    )
+
+
+def _first(scopes: tuple[Mapping[str, Any], ...], keys: tuple[str, ...]) -> Any:
+    for scope in scopes:
+        for key in keys:
+            if scope.get(key) is not None:
+                return scope[key]
+    return None
+
+
+def _integer(value: Any, name: str, number: int, *, low: int, high: int | None = None) -> int:
+    """An integer, from a JSON number or a numeric string; bools and fractions are refused."""
+    parsed: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        parsed = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        parsed = int(value)
+    if parsed is None or parsed < low or (high is not None and parsed > high):
+        raise ResultsUnreadable(f"results file line {number}: {name} is not readable", line=number)
+    return parsed
+
+
+def _message(scopes: tuple[Mapping[str, Any], ...]) -> str:
+    value = _first(scopes, MESSAGE_KEYS)
+    if isinstance(value, dict):
+        value = value.get("message", "")
+    return "" if value is None else str(value)

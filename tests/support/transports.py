@@ -1,0 +1,48 @@
+"""httpx transports that misbehave on purpose, for tests over a real socket."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+
+
+class CutResults(httpx.HTTPTransport):
+    """Delivers the first ``limit`` bytes of each results file, then the connection drops.
+
+    Every other request passes through untouched.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.cut = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if not request.url.path.endswith("results.jsonl") or not response.is_success:
+            return response
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_Truncated(self, response.stream),  # type: ignore[arg-type]
+            extensions=response.extensions,
+        )
+
+
+class _Truncated(httpx.SyncByteStream):
+    def __init__(self, owner: CutResults, inner: httpx.SyncByteStream) -> None:
+        self._owner, self._inner = owner, inner
+
+    def __iter__(self) -> Iterator[bytes]:
+        sent, limit = 0, self._owner.limit
+        for chunk in self._inner:
+            if sent + len(chunk) >= limit:
+                yield chunk[: limit - sent]
+                self._owner.cut += 1
+                raise httpx.RemoteProtocolError("peer closed connection mid-body")
+            sent += len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        self._inner.close()
