@@ -15,7 +15,7 @@ import time
 import httpx
 from prefect import serve
 
-from flows.registry import runner_deployments
+from attentive_sync.flows.registry import runner_deployments
 
 HOST, PORT = "127.0.0.1", int(os.environ.get("PREFECT_SERVER_API_PORT", "4200"))
 API_URL = f"http://{HOST}:{PORT}/api"

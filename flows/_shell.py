@@ -17,8 +17,8 @@ from attentive_sync.engine.relay import DeliverMany, Delivery
 from attentive_sync.engine.report import Report
 from attentive_sync.engine.runs import Progress, SendMany
 from attentive_sync.engine.send import Batch, SendResult
-from tasks.bulk import bulk_send
-from tasks.events import send_custom_events
+from attentive_sync.tasks.bulk import bulk_send
+from attentive_sync.tasks.events import send_custom_events
 
 
 def prefect_sender(run_label: str) -> SendMany:

@@ -9,8 +9,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.engine.runs import run_backfill, run_incremental
 from attentive_sync.engine.runtime import shared_runtime
-from flows._shell import prefect_sender, progress_artifact, publish
-from flows.wait import prefect_waiter
+from attentive_sync.flows._shell import prefect_sender, progress_artifact, publish
+from attentive_sync.flows.wait import prefect_waiter
 
 # Prefect's default thread pool is unbounded; bulk requests in flight stay bounded.
 SEND_WORKERS = 8

@@ -9,8 +9,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.engine.relay import EventsConfig, run_relay
 from attentive_sync.engine.runtime import shared_runtime
-from flows._shell import prefect_deliverer, prefect_sender, publish
-from flows.wait import prefect_waiter
+from attentive_sync.flows._shell import prefect_deliverer, prefect_sender, publish
+from attentive_sync.flows.wait import prefect_waiter
 
 
 @flow(name="loyalty-events", task_runner=ThreadPoolTaskRunner(max_workers=4))

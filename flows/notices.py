@@ -12,8 +12,8 @@ from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.engine.notice_runs import Collaborators, run_expiry_notice, run_reward_reminder
 from attentive_sync.engine.relay import EventsConfig
 from attentive_sync.engine.runtime import shared_runtime
-from flows._shell import prefect_deliverer, prefect_sender, publish
-from flows.wait import prefect_waiter
+from attentive_sync.flows._shell import prefect_deliverer, prefect_sender, publish
+from attentive_sync.flows.wait import prefect_waiter
 
 
 def _collaborators(events: EventsConfig, owner: str, wait_seconds: float) -> Collaborators:

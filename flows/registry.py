@@ -14,15 +14,15 @@ from prefect import Flow
 from prefect.deployments.runner import RunnerDeployment
 from prefect.exceptions import ParameterTypeError
 
+from attentive_sync.flows.audience import audience_backfill, audience_incremental
+from attentive_sync.flows.loyalty import loyalty_events
+from attentive_sync.flows.notices import expiry_notice, reward_reminder
 from attentive_sync.settings import AttentiveSettings, SyncSettings
 from attentive_sync.store import Store
 from attentive_sync.store.errors import StoreError
-from flows.audience import audience_backfill, audience_incremental
-from flows.loyalty import loyalty_events
-from flows.notices import expiry_notice, reward_reminder
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
+# Shipped inside the package (attentive_sync.deployments), so an installed copy has it too.
+PREFECT_YAML = Path(__file__).resolve().parents[1] / "deployments" / "prefect.yaml"
 
 FLOWS: dict[str, Flow] = {
     "audience-backfill": audience_backfill,

@@ -6,7 +6,7 @@ from prefect import flow
 
 from attentive_sync.engine.runs import Wait
 from attentive_sync.engine.settle import WaitResult, wait_and_settle
-from tasks.bulk import poll_bulk_jobs, settle_bulk_jobs
+from attentive_sync.tasks.bulk import poll_bulk_jobs, settle_bulk_jobs
 
 
 @flow(name="wait-for-bulk-jobs", log_prints=True)

@@ -54,7 +54,7 @@ def run(
     params_file: Path = typer.Option(None, "--params-file", help="JSON object of parameters."),
 ) -> None:
     """Run a flow once, now, in this process (results and artifacts go to Prefect)."""
-    registry = importlib.import_module("flows.registry")
+    registry = importlib.import_module("attentive_sync.flows.registry")
     try:
         counts = registry.run_now(flow_name, parse_params(param, params_file))
     except registry.FlowRunError as exc:
