@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/python -m attentive_sync.deployments.demo
 
 serve: $(STAMP)
-	$(BIN)/python -m attentive_sync.deployments.serve
+	$(BIN)/attentive-sync serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check src flows tasks deployments tests benchmarks

@@ -43,11 +43,16 @@ def default_parameters(name: str) -> dict[str, Any]:
     return dict(deployment_specs().get(name, {}).get("parameters") or {})
 
 
-def runner_deployments() -> list[RunnerDeployment]:
-    """The deployments of ``prefect.yaml`` for ``prefect.serve``: same names, schedules, limits."""
+def runner_deployments(interval_seconds: float | None = None) -> list[RunnerDeployment]:
+    """The deployments of ``prefect.yaml`` for ``prefect.serve``: same names, schedules, limits.
+
+    ``interval_seconds`` replaces the interval of the interval schedules (30 s by default).
+    """
     out = []
     for name, spec in deployment_specs().items():
-        schedule = (spec.get("schedules") or [{}])[0]
+        schedule = dict((spec.get("schedules") or [{}])[0])
+        if interval_seconds and schedule.get("interval"):
+            schedule["interval"] = interval_seconds
         out.append(
             FLOWS[name].to_deployment(
                 name=name,
