@@ -118,7 +118,9 @@ class AttentiveClient:
         try:
             response = http.request(method, url, **kw)
         except httpx.TransportError as exc:
-            raise TransportError(f"{method} {_loggable(url)}: {type(exc).__name__}") from exc
+            # Name the host: "cannot reach" is only actionable with the address it tried.
+            target = _loggable(str(exc.request.url)) if _has_request(exc) else _loggable(url)
+            raise TransportError(f"{method} {target}: {type(exc).__name__} {exc}".strip()) from exc
         if response.is_success:
             return response
         retry_after = parse_retry_after(response.headers.get("retry-after"), time.time())
@@ -205,6 +207,14 @@ class AttentiveClient:
     def set_custom_attributes(self, user: Mapping[str, Any], properties: Mapping[str, Any]) -> None:
         body = {"user": dict(user), "properties": dict(properties)}
         self._request(ATTRIBUTES, "POST", "/v1/attributes/custom", json=body)
+
+
+def _has_request(exc: httpx.TransportError) -> bool:
+    try:
+        exc.request  # noqa: B018  (httpx raises when the error was built without one)
+    except RuntimeError:
+        return False
+    return True
 
 
 def _loggable(url: str) -> str:
