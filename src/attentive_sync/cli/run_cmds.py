@@ -19,8 +19,8 @@ from rich.table import Table
 from attentive_sync.cli._common import console, err_console, fail
 
 TEMPORARY_SERVER_NOTE = (
-    "note: PREFECT_API_URL is not set, so this run and its artifacts go to a temporary Prefect "
-    "server that stops with this command; see the README to keep them."
+    "note: PREFECT_API_URL is not set: this run and its artifacts go to a temporary Prefect "
+    "server that stops with this command (README: 'Keeping runs')."
 )
 
 
@@ -41,7 +41,9 @@ def parse_params(pairs: list[str], params_file: Path | None) -> dict[str, Any]:
             continue
         try:
             params[key] = json.loads(raw)
-        except ValueError:
+        except ValueError as exc:
+            if raw.lstrip()[:1] in ("{", "["):
+                fail(f"--param {key}: the value is not JSON ({exc}); or use {key}=@file.json", 2)
             params[key] = raw
     return params
 
@@ -61,11 +63,13 @@ def run(
     params_file: Path = typer.Option(None, "--params-file", help="JSON object of parameters."),
 ) -> None:
     """Run a flow once, now, in this process (results and artifacts go to Prefect)."""
-    if not os.environ.get("PREFECT_API_URL"):
-        err_console.print(TEMPORARY_SERVER_NOTE, highlight=False)
+    params = parse_params(param, params_file)
     registry = importlib.import_module("attentive_sync.flows.registry")
     try:
-        counts = registry.run_now(flow_name, parse_params(param, params_file))
+        prepared = registry.prepare(flow_name, params)
+        if not os.environ.get("PREFECT_API_URL"):
+            err_console.print(TEMPORARY_SERVER_NOTE, highlight=False, soft_wrap=True)
+        counts = registry.execute(*prepared)
     except registry.FlowRunError as exc:
         fail(str(exc))
     table = Table(title=flow_name)
