@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from attentive_sync.engine.runs import Wait
 from attentive_sync.engine.settle import WaitResult, wait_and_settle
@@ -29,6 +29,13 @@ def prefect_waiter(deadline_seconds: float, poll_interval_seconds: float) -> Wai
     def wait(job_ids: list[str]) -> WaitResult:
         if not job_ids:
             return WaitResult()
-        return wait_for_bulk_jobs(job_ids, deadline_seconds, poll_interval_seconds)
+        result = wait_for_bulk_jobs(job_ids, deadline_seconds, poll_interval_seconds)
+        get_run_logger().info(
+            "bulk jobs: %d submitted, %d settled, %d still running (settled by a later run)",
+            len(job_ids),
+            len(result.settled),
+            len(result.unfinished),
+        )
+        return result
 
     return wait

@@ -47,3 +47,18 @@ def test_every_parameter_has_a_description_in_the_ui_form(name):
     missing = [p for p, spec in schema["properties"].items() if not spec.get("description")]
     assert not missing, f"{name}: no description for {missing}"
     assert "config" in schema["required"]
+
+
+@pytest.mark.parametrize(
+    ("fraction", "elapsed", "line"),
+    [
+        (0.25, 10.0, "25.0% done (vip), 2.50%/s, about 30s left"),
+        (0.5, 3600.0, "50.0% done (vip), 0.01%/s, about 1h00m left"),
+        (0.0, 5.0, "0.0% done (vip), 0.00%/s, time left unknown"),
+        (1.0, 75.0, "done (vip) in 1m15s"),
+    ],
+)
+def test_backfill_progress_reads_as_rate_and_time_left(fraction, elapsed, line):
+    from attentive_sync.flows._shell import progress_line
+
+    assert progress_line(fraction, elapsed, "vip") == line

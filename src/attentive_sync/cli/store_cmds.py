@@ -104,9 +104,11 @@ def quarantine_list(
         console.print("The quarantine is empty." if reason is None else f"Nothing under {reason}.")
         return
     table = Table("id", "source", "customer", "since")
-    # Folded, never cut: the reason and its detail are what a person acts on.
-    table.add_column("reason", overflow="fold", min_width=12)
-    table.add_column("detail", overflow="fold", min_width=20)
+    # Never cut: the reason (a code, kept whole) and its detail (folded onto more lines) are
+    # what a person acts on.
+    widest = max(len(e.reason_code) for e in entries)
+    table.add_column("reason", no_wrap=True, min_width=widest)
+    table.add_column("detail", overflow="fold")
     for e in entries:
         source = f"{e.source_kind} {e.source_ref}"
         since = e.created_at.strftime("%Y-%m-%d %H:%M")
@@ -168,10 +170,10 @@ def deltas_enqueue(
     if key is not None and len(enters) + len(exits) != 1:
         fail("--key names one delta: give exactly one --enter or --exit with it", code=2)
     moment = _parse_moment(occurred_at)
-    _check_audience(audience, url)
     with _store_errors():
         deltas = [NewDelta(audience, cid, "enter", moment, key) for cid in enters]
         deltas += [NewDelta(audience, cid, "exit", moment, key) for cid in exits]
+    _check_audience(audience, url)
     with _open(url) as store:
         result = store.deltas.enqueue(deltas)
     console.print(
