@@ -76,11 +76,13 @@ def test_serve_completes_runs_on_one_server_and_stops_on_one_ctrl_c(tmp_path, db
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=tmp_path,
+        start_new_session=True,
     )
     try:
         finished = _wait_for_runs(serve, api, deadline=time.monotonic() + 150)
     finally:
-        serve.send_signal(signal.SIGINT)
+        # What a terminal's Ctrl-C does: SIGINT to the whole foreground process group.
+        os.killpg(serve.pid, signal.SIGINT)
         try:
             code = serve.wait(timeout=45)
         except subprocess.TimeoutExpired:
