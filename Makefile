@@ -18,10 +18,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 demo: $(STAMP)
-	$(BIN)/python -m deployments.demo
+	$(BIN)/python -m attentive_sync.deployments.demo
 
 serve: $(STAMP)
-	$(BIN)/python -m deployments.serve
+	$(BIN)/attentive-sync serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check src flows tasks deployments tests benchmarks

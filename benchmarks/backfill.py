@@ -90,7 +90,8 @@ def run_prefect(db_url: str, base_url: str, deadline: float) -> dict[str, Any]:
     os.environ.update(
         ATTENTIVE_SYNC_DB_URL=db_url, ATTENTIVE_BASE_URL=base_url, ATTENTIVE_API_KEY=DEMO_API_KEY
     )
-    from flows.audience import audience_backfill  # here: the engine mode never loads Prefect
+    # Imported here: the engine mode never loads Prefect.
+    from attentive_sync.flows.audience import audience_backfill
 
     started = time.perf_counter()
     state = audience_backfill(

@@ -100,7 +100,8 @@ def run_prefect(db_url: str, base_url: str, events: int) -> dict[str, Any]:
     os.environ.update(
         ATTENTIVE_SYNC_DB_URL=db_url, ATTENTIVE_BASE_URL=base_url, ATTENTIVE_API_KEY=DEMO_API_KEY
     )
-    from flows.loyalty import loyalty_events  # here: the engine mode never loads Prefect
+    # Imported here: the engine mode never loads Prefect.
+    from attentive_sync.flows.loyalty import loyalty_events
 
     started = time.perf_counter()
     # Given as JSON, the way a deployment's parameter form passes it.

@@ -7,8 +7,9 @@
 5. runs reward-reminder and expiry-notice (twice, to show nothing is sent twice);
 6. prints what the emulator holds and the quarantine summary.
 
-Everything lives under .demo/ (deleted and rebuilt on each run). Flows run in-process on
-Prefect's temporary local server unless PREFECT_API_URL points at a running one.
+Everything lives under .demo/ in the current folder (deleted and rebuilt on each run).
+Flows run in-process on Prefect's temporary local server unless PREFECT_API_URL points at
+a running one.
 """
 
 from __future__ import annotations
@@ -36,8 +37,7 @@ from attentive_sync.settings import DEMO_API_KEY
 from attentive_sync.sources.seed import seed_program
 from attentive_sync.store import Store
 
-ROOT = Path(__file__).resolve().parents[1]
-WORKDIR = ROOT / ".demo"
+WORKDIR = Path.cwd() / ".demo"
 CUSTOMERS = 2_000
 SECRET = SecretStr("demo-intake-secret")
 console = Console()
@@ -84,7 +84,7 @@ def step(title: str) -> None:
 
 
 def run_flow(name: str, **params: object) -> dict[str, int]:
-    from flows.registry import FLOWS, default_parameters
+    from attentive_sync.flows.registry import FLOWS, default_parameters
 
     counts = FLOWS[name](**{**default_parameters(name), **params})
     table = Table(title=name, show_header=False)

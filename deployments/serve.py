@@ -1,8 +1,12 @@
-"""`make serve`: a Prefect server with its UI, and every deployment of prefect.yaml on its
+"""`make serve`: one Prefect server with its UI, and every deployment of prefect.yaml on its
 schedule, served from this one process (no work pool or worker needed).
 
-With PREFECT_API_URL already set, the deployments are served to that server instead, and
-no server is started. Stop with Ctrl-C.
+With PREFECT_API_URL already set, the deployments are served to that server and none is
+started. The first Ctrl-C stops the runner, then the server.
+
+Prefect reads its settings once, when it is first imported, so everything it must see
+(the API URL above all: otherwise the runner starts a temporary server of its own) is put
+in the environment before anything imports Prefect.
 """
 
 from __future__ import annotations
@@ -11,47 +15,85 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
-from prefect import serve
 
-from flows.registry import runner_deployments
-
-HOST, PORT = "127.0.0.1", int(os.environ.get("PREFECT_SERVER_API_PORT", "4200"))
-API_URL = f"http://{HOST}:{PORT}/api"
+HOST = "127.0.0.1"
+DEFAULT_PORT = int(os.environ.get("PREFECT_SERVER_API_PORT", "4200"))
+STARTUP_SECONDS = 90
 
 
-def start_server() -> subprocess.Popen[bytes]:
-    """``prefect server start`` in a child process; returns once its API answers."""
+@contextmanager
+def prefect_server(port: int) -> Iterator[str]:
+    """``prefect server start`` in a child process, for as long as the block runs.
+
+    The child gets a session of its own, so the terminal's Ctrl-C reaches only this process:
+    the runner stops first while the server still answers, then the server is stopped.
+    """
+    api_url = f"http://{HOST}:{port}/api"
+    if _answers(api_url):
+        raise SystemExit(f"port {port} already has a Prefect server: set PREFECT_API_URL={api_url}")
     server = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", HOST, "--port", str(PORT)]
+        [sys.executable, "-m", "prefect", "server", "start", "--host", HOST, "--port", str(port)],
+        start_new_session=True,
     )
-    deadline = time.monotonic() + 90
+    try:
+        _wait_until_up(server, api_url)
+        yield api_url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def _answers(api_url: str) -> bool:
+    try:
+        return httpx.get(f"{api_url}/health", timeout=2).is_success
+    except httpx.TransportError:
+        return False
+
+
+def _wait_until_up(server: subprocess.Popen[bytes], api_url: str) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise SystemExit(f"the Prefect server exited with code {server.returncode}")
-        try:
-            if httpx.get(f"{API_URL}/health", timeout=2).is_success:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(1)
-    server.terminate()
-    raise SystemExit("the Prefect server did not answer within 90 seconds")
+        if _answers(api_url):
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"the Prefect server did not answer within {STARTUP_SECONDS} seconds")
 
 
-def main() -> None:
-    server = None
-    if "PREFECT_API_URL" not in os.environ:
-        server = start_server()
-        os.environ["PREFECT_API_URL"] = API_URL
-        print(f"Prefect UI: http://{HOST}:{PORT}", flush=True)
+def serve_deployments(interval_seconds: float | None) -> None:
+    # Imported only now: PREFECT_API_URL is in the environment before Prefect loads.
+    from prefect import serve
+
+    from attentive_sync.flows.registry import runner_deployments
+
+    serve(*runner_deployments(interval_seconds))
+
+
+def main(port: int = DEFAULT_PORT, interval_seconds: float | None = None) -> None:
+    """Serve every deployment; ``interval_seconds`` replaces the 30-second schedules."""
+    import attentive_sync.flows  # noqa: F401  (turns Prefect's telemetry off first)
+
+    if os.environ.get("PREFECT_API_URL"):
+        print(f"Serving to the Prefect server at {os.environ['PREFECT_API_URL']}", flush=True)
+        serve_deployments(interval_seconds)
+        return
     try:
-        serve(*runner_deployments())
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
+        with prefect_server(port) as api_url:
+            os.environ["PREFECT_API_URL"] = api_url
+            print(f"Prefect UI: http://{HOST}:{port}  (Ctrl-C stops everything)", flush=True)
+            serve_deployments(interval_seconds)
+    except KeyboardInterrupt:
+        # A Ctrl-C while the server was still starting, or a second one while stopping.
+        pass
+    print("Stopped.", flush=True)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.engine.audience.export import run_backfill, run_incremental
 from attentive_sync.engine.runtime import shared_runtime
-from flows._shell import prefect_sender, progress_artifact, publish
-from flows.wait import prefect_waiter
+from attentive_sync.flows._preflight import preflight
+from attentive_sync.flows._shell import prefect_sender, progress_artifact, publish
+from attentive_sync.flows.wait import prefect_waiter
 
 # Prefect's default thread pool is unbounded; bulk requests in flight stay bounded.
 SEND_WORKERS = 8
@@ -27,7 +28,15 @@ def audience_backfill(
 
     Re-running with the same ``run_key`` resumes from its checkpoint; a new ``run_key``
     backfills again from the start.
+
+    Args:
+        config: Which audiences to export and how customer fields map to Attentive's.
+        run_key: Names this backfill: the same key resumes it, a new key starts over.
+        wait_seconds: How long to wait for the bulk jobs to finish before the run ends (any
+            job still running is settled by a later run).
+        poll_interval_seconds: Seconds between job status reads while waiting.
     """
+    preflight(config)
     owner = f"backfill:{run_key}:{flow_run.get_id()}"
     report = run_backfill(
         shared_runtime(),
@@ -46,7 +55,15 @@ def audience_incremental(
     wait_seconds: float = 20.0,
     poll_interval_seconds: float = 1.0,
 ) -> dict[str, int]:
-    """Drain the queued enter/exit deltas: `true` on enter, `false` on exit, in order."""
+    """Drain the queued enter/exit deltas: `true` on enter, `false` on exit, in order.
+
+    Args:
+        config: Which audiences to export and how customer fields map to Attentive's.
+        wait_seconds: How long to wait for the bulk jobs to finish before the run ends (any
+            job still running is settled by a later run).
+        poll_interval_seconds: Seconds between job status reads while waiting.
+    """
+    preflight(config)
     owner = f"incremental:{flow_run.get_id()}"
     report = run_incremental(
         shared_runtime(),

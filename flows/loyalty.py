@@ -9,8 +9,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.engine.loyalty.relay import EventsConfig, run_relay
 from attentive_sync.engine.runtime import shared_runtime
-from flows._shell import prefect_deliverer, prefect_sender, publish
-from flows.wait import prefect_waiter
+from attentive_sync.flows._preflight import preflight
+from attentive_sync.flows._shell import prefect_deliverer, prefect_sender, publish
+from attentive_sync.flows.wait import prefect_waiter
 
 
 @flow(name="loyalty-events", task_runner=ThreadPoolTaskRunner(max_workers=4))
@@ -20,7 +21,15 @@ def loyalty_events(
     wait_seconds: float = 20.0,
     poll_interval_seconds: float = 1.0,
 ) -> dict[str, int]:
-    """Relay queued loyalty events (All or Some) and keep loyalty profile attributes current."""
+    """Relay queued loyalty events (All or Some) and keep loyalty profile attributes current.
+
+    Args:
+        config: How customer fields map to Attentive's identifiers (and the audiences).
+        events: Program name, which events to send (All or Some), stale events, concurrency.
+        wait_seconds: How long to wait for the profile bulk jobs to finish before the run ends.
+        poll_interval_seconds: Seconds between job status reads while waiting.
+    """
+    preflight(config)
     events = events or EventsConfig()
     owner = f"loyalty-events:{flow_run.get_id()}"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 
 from prefect import flow
 from prefect.runtime import flow_run
@@ -16,8 +16,10 @@ from attentive_sync.engine.notices.delivery import (
     run_reward_reminder,
 )
 from attentive_sync.engine.runtime import shared_runtime
-from flows._shell import prefect_deliverer, prefect_sender, publish
-from flows.wait import prefect_waiter
+from attentive_sync.flows._params import Day, Moment
+from attentive_sync.flows._preflight import preflight
+from attentive_sync.flows._shell import prefect_deliverer, prefect_sender, publish
+from attentive_sync.flows.wait import prefect_waiter
 
 
 def _collaborators(events: EventsConfig, owner: str, wait_seconds: float) -> Collaborators:
@@ -32,11 +34,20 @@ def _collaborators(events: EventsConfig, owner: str, wait_seconds: float) -> Col
 def reward_reminder(
     config: ExportConfig,
     events: EventsConfig | None = None,
-    as_of: datetime | None = None,
+    as_of: Moment | None = None,
     wait_seconds: float = 60.0,
 ) -> dict[str, int]:
     """Remind customers of their available rewards for the interval last completed at ``as_of``
-    (default now). Re-running for the same interval sends nothing twice."""
+    (default now). Re-running for the same interval sends nothing twice.
+
+    Args:
+        config: How customer fields map to Attentive's identifiers (and the audiences).
+        events: Program name, which events to send (All or Some), stale events, concurrency.
+        as_of: Send for the interval last completed at this moment (default now); a plain
+            date means midnight UTC.
+        wait_seconds: How long to wait for the profile bulk jobs to finish before the run ends.
+    """
+    preflight(config)
     events = events or EventsConfig()
     owner = f"reward-reminder:{flow_run.get_id()}"
     moment = as_of or datetime.now(timezone.utc)
@@ -50,10 +61,19 @@ def reward_reminder(
 def expiry_notice(
     config: ExportConfig,
     events: EventsConfig | None = None,
-    as_of: date | None = None,
+    as_of: Day | None = None,
     wait_seconds: float = 60.0,
 ) -> dict[str, int]:
-    """Tell customers whose points expire within the notice period (default: today, UTC)."""
+    """Tell customers whose points expire within the notice period.
+
+    Args:
+        config: How customer fields map to Attentive's identifiers (and the audiences).
+        events: Program name, which events to send (All or Some), stale events, concurrency.
+        as_of: The day to compute the notice for (default today, UTC); a moment counts as its
+            UTC date.
+        wait_seconds: How long to wait for the profile bulk jobs to finish before the run ends.
+    """
+    preflight(config)
     events = events or EventsConfig()
     owner = f"expiry-notice:{flow_run.get_id()}"
     day = as_of or datetime.now(timezone.utc).date()

@@ -6,23 +6,22 @@ and so do the serve script and `attentive-sync run` (for default parameters).
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 import yaml
 from prefect import Flow
 from prefect.deployments.runner import RunnerDeployment
-from prefect.exceptions import ParameterTypeError
+from pydantic import TypeAdapter, ValidationError
 
-from attentive_sync.settings import AttentiveSettings, SyncSettings
-from attentive_sync.store import Store
-from attentive_sync.store.errors import StoreError
-from flows.audience import audience_backfill, audience_incremental
-from flows.loyalty import loyalty_events
-from flows.notices import expiry_notice, reward_reminder
+from attentive_sync.flows._preflight import PreflightError, one_line, preflight
+from attentive_sync.flows.audience import audience_backfill, audience_incremental
+from attentive_sync.flows.loyalty import loyalty_events
+from attentive_sync.flows.notices import expiry_notice, reward_reminder
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
+# Shipped inside the package (attentive_sync.deployments), so an installed copy has it too.
+PREFECT_YAML = Path(__file__).resolve().parents[1] / "deployments" / "prefect.yaml"
 
 FLOWS: dict[str, Flow] = {
     "audience-backfill": audience_backfill,
@@ -43,11 +42,16 @@ def default_parameters(name: str) -> dict[str, Any]:
     return dict(deployment_specs().get(name, {}).get("parameters") or {})
 
 
-def runner_deployments() -> list[RunnerDeployment]:
-    """The deployments of ``prefect.yaml`` for ``prefect.serve``: same names, schedules, limits."""
+def runner_deployments(interval_seconds: float | None = None) -> list[RunnerDeployment]:
+    """The deployments of ``prefect.yaml`` for ``prefect.serve``: same names, schedules, limits.
+
+    ``interval_seconds`` replaces the interval of the interval schedules (30 s by default).
+    """
     out = []
     for name, spec in deployment_specs().items():
-        schedule = (spec.get("schedules") or [{}])[0]
+        schedule = dict((spec.get("schedules") or [{}])[0])
+        if interval_seconds and schedule.get("interval"):
+            schedule["interval"] = interval_seconds
         out.append(
             FLOWS[name].to_deployment(
                 name=name,
@@ -65,30 +69,58 @@ class FlowRunError(Exception):
     """An ad-hoc run that could not start or did not complete; the message says why."""
 
 
-def run_now(name: str, overrides: dict[str, Any]) -> dict[str, int]:
-    """Run one flow in this process with prefect.yaml's parameters plus ``overrides``.
+def prepare(name: str, overrides: dict[str, Any]) -> tuple[Flow, dict[str, Any]]:
+    """The flow and its checked parameters: prefect.yaml's defaults plus ``overrides``.
 
-    Mistakes a person can fix (bad parameters, an uninitialised store, no API key) come back
-    as one ``FlowRunError`` line instead of a traceback.
+    Mistakes a person can fix (an unknown or ill-typed parameter, a store that does not open,
+    a configuration that does not fit the data, a key Attentive refuses) come back as one
+    ``FlowRunError`` line before anything runs, instead of a traceback.
     """
     if name not in FLOWS:
         raise FlowRunError(f"unknown flow {name!r}; choose from: {', '.join(FLOWS)}")
     flow = FLOWS[name]
+    params = validate_parameters(flow, {**default_parameters(name), **overrides})
     try:
-        params = flow.validate_parameters({**default_parameters(name), **overrides})
-    except ParameterTypeError as exc:
+        preflight(params["config"], log=False)
+    except PreflightError as exc:
         raise FlowRunError(str(exc)) from exc
-    _preflight()
+    return flow, params
+
+
+def execute(flow: Flow, params: dict[str, Any]) -> dict[str, int]:
+    """Run a prepared flow in this process; a run that does not complete is a FlowRunError."""
     state = flow(**params, return_state=True)
     if not state.is_completed():
-        raise FlowRunError(f"{name} ended {state.name}: {state.message}")
+        raise FlowRunError(f"{flow.name} ended {state.name}: {state.message}")
     return state.result()
 
 
-def _preflight() -> None:
-    try:
-        Store.from_url(SyncSettings().db_url).check_schema()
-    except StoreError as exc:
-        raise FlowRunError(str(exc)) from exc
-    if AttentiveSettings().api_key is None:
-        raise FlowRunError("no Attentive API key: set ATTENTIVE_API_KEY")
+def run_now(name: str, overrides: dict[str, Any]) -> dict[str, int]:
+    """``prepare`` then ``execute``."""
+    return execute(*prepare(name, overrides))
+
+
+def validate_parameters(flow: Flow, params: dict[str, Any]) -> dict[str, Any]:
+    """Each parameter checked against the flow's signature, the first problem as one line."""
+    signature = inspect.signature(flow.fn)
+    unknown = sorted(set(params) - set(signature.parameters))
+    if unknown:
+        raise FlowRunError(
+            f"{flow.name} has no parameter {', '.join(unknown)}; "
+            f"it takes: {', '.join(signature.parameters)}"
+        )
+    hints = get_type_hints(flow.fn, include_extras=True)
+    validated = {}
+    for key, value in params.items():
+        try:
+            validated[key] = TypeAdapter(hints[key]).validate_python(value)
+        except ValidationError as exc:
+            raise FlowRunError(f"parameter {key}: {one_line(exc)}") from exc
+    missing = [
+        key
+        for key, p in signature.parameters.items()
+        if p.default is inspect.Parameter.empty and key not in validated
+    ]
+    if missing:
+        raise FlowRunError(f"{flow.name} needs parameter {', '.join(missing)}")
+    return validated

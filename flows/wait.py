@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from attentive_sync.engine.delivery.collaborators import Wait
 from attentive_sync.engine.delivery.settle import WaitResult, wait_and_settle
-from tasks.bulk import poll_bulk_jobs, settle_bulk_jobs
+from attentive_sync.tasks.bulk import poll_bulk_jobs, settle_bulk_jobs
 
 
 @flow(name="wait-for-bulk-jobs", log_prints=True)
@@ -33,6 +33,13 @@ def prefect_waiter(owner: str, deadline_seconds: float, poll_interval_seconds: f
     def wait(job_ids: list[str]) -> WaitResult:
         if not job_ids:
             return WaitResult()
-        return wait_for_bulk_jobs(job_ids, owner, deadline_seconds, poll_interval_seconds)
+        result = wait_for_bulk_jobs(job_ids, owner, deadline_seconds, poll_interval_seconds)
+        get_run_logger().info(
+            "bulk jobs: %d submitted, %d settled, %d still running (settled by a later run)",
+            len(job_ids),
+            len(result.settled),
+            len(result.unfinished),
+        )
+        return result
 
     return wait

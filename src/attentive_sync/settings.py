@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import httpx
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -29,6 +30,21 @@ class AttentiveSettings(BaseSettings):
     backoff_cap: float = Field(30.0, gt=0)
     bulk_rate_limit: float = Field(100.0, gt=0, description="bulk submit + job status, req/s")
     default_rate_limit: float = Field(150.0, gt=0, description="events, attributes, /me, req/s")
+
+    @field_validator("base_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str) -> str:
+        # A relative or scheme-less URL would fail on every request, after every retry.
+        try:
+            url = httpx.URL(value)
+        except httpx.InvalidURL:
+            url = httpx.URL()
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(
+                f"ATTENTIVE_BASE_URL must be an http(s) URL such as {DEFAULT_BASE_URL}, "
+                f"got {value!r}"
+            )
+        return value
 
     @field_validator("api_key", mode="before")
     @classmethod

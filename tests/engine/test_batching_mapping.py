@@ -85,11 +85,24 @@ def test_missing_source_fields_reported():
         {"batch_size": 257},
         {"identifier_mappings": {"a": "phone", "b": "phone"}},
         {"audiences": ["vip"], "custom_attributes": ["vip"]},
+        {"default_region": "XX"},
     ],
 )
 def test_bad_configuration_has_a_clear_error(kwargs):
+    ExportConfig(identifier_mappings={"phone": "phone"})
     with pytest.raises(ValidationError):
-        ExportConfig(**kwargs)
+        ExportConfig(**{"identifier_mappings": {"phone": "phone"}, **kwargs})
+
+
+def test_identifier_mappings_are_required_and_the_region_is_a_choice():
+    with pytest.raises(ValidationError, match="identifier_mappings"):
+        ExportConfig()
+    schema = ExportConfig.model_json_schema()
+    assert schema["required"] == ["identifier_mappings"]
+    regions = schema["properties"]["default_region"]["enum"]
+    assert "US" in regions and "GB" in regions and "XX" not in regions
+    lower = ExportConfig(identifier_mappings={"phone": "phone"}, default_region="gb")
+    assert lower.default_region == "GB"
 
 
 def test_batcher_flushes_when_full():

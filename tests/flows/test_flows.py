@@ -14,11 +14,11 @@ from support.program import CONFIG
 
 from attentive_sync.attentive import AuthenticationError, ServerError
 from attentive_sync.engine import runtime as runtime_module
+from attentive_sync.flows.registry import FLOWS, deployment_specs, runner_deployments
 from attentive_sync.settings import DEMO_API_KEY
 from attentive_sync.store import Store
 from attentive_sync.store.records import NewDelta, NewEvent
-from flows.registry import FLOWS, deployment_specs, runner_deployments
-from tasks.bulk import bulk_send, retry_on_retryable
+from attentive_sync.tasks.bulk import bulk_send, retry_on_retryable
 
 
 @pytest.mark.parametrize(

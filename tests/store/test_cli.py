@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from pathlib import Path
 
 import pytest
@@ -35,7 +38,26 @@ def test_db_init_creates_then_leaves_the_store_alone(cli: typer.Typer, tmp_path:
         assert "State store ready" in out
 
 
+def _define_audience(url: str, slug: str) -> None:
+    from attentive_sync.sources.schema import audiences
+
+    with Store.from_url(url) as store, store.engine.begin() as conn:
+        conn.execute(audiences.insert().values(slug=slug, name=slug, created_at=utcnow()))
+
+
+def test_deltas_enqueue_refuses_an_audience_the_source_does_not_define(
+    cli: typer.Typer, sqlite_url: str
+) -> None:
+    _define_audience(sqlite_url, "vip")
+    args = ["deltas", "enqueue", "--audience", "vipp", "--enter", "1", "--url", sqlite_url]
+    code, out = run(cli, *args)
+    assert code == 2 and "no audience 'vipp'; known audiences: vip" in out
+    with Store.from_url(sqlite_url) as store:
+        assert sum(store.deltas.counts().values()) == 0
+
+
 def test_deltas_enqueue_then_queue_stats(cli: typer.Typer, sqlite_url: str) -> None:
+    _define_audience(sqlite_url, "vip")
     args = [
         "deltas",
         "enqueue",
@@ -63,6 +85,7 @@ def test_deltas_enqueue_then_queue_stats(cli: typer.Typer, sqlite_url: str) -> N
 
 
 def test_an_explicit_key_makes_a_delta_idempotent(cli: typer.Typer, sqlite_url: str) -> None:
+    _define_audience(sqlite_url, "vip")
     args = ["deltas", "enqueue", "--audience", "vip", "--enter", "1", "--key", "crm-77"]
     assert run(cli, *args, "--url", sqlite_url)[0] == 0
     assert "1 already queued" in run(cli, *args, "--url", sqlite_url)[1]
@@ -107,12 +130,21 @@ def test_quarantine_list_shows_masked_entries_and_replay_requeues(
 
     code, out = run(cli, "quarantine", "list", "--url", sqlite_url)
     assert code == 0
-    assert "invalid_email" in out and "j***@example.com" in out
+    # The detail folds onto several lines at 80 columns; --json below shows it whole, masked.
+    assert "invalid_email" in out and "j***@" in out
     assert "jane@example.com" not in out
     assert (
         "Nothing under other"
         in run(cli, "quarantine", "list", "--reason", "other", "--url", sqlite_url)[1]
     )
+
+    code, out = run(cli, "quarantine", "list", "--json", "--url", sqlite_url)
+    (entry,) = json.loads(out)
+    assert code == 0 and entry["reason"] == "invalid_email"
+    assert entry["detail"] == "bad j***@example.com" and entry["source_kind"] == "delta"
+    code, out = run(cli, "quarantine", "list", "--csv", "--url", sqlite_url)
+    (row,) = csv.DictReader(io.StringIO(out))
+    assert code == 0 and row["reason"] == "invalid_email" and row["customer_id"] == "5"
 
     code, out = run(cli, "quarantine", "replay", "--url", sqlite_url)
     assert (code, out.strip()) == (0, "Requeued 1 record(s).")

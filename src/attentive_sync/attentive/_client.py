@@ -127,7 +127,9 @@ class AttentiveClient:
         except httpx.TransportError as exc:
             # A connection never made carried nothing; any later failure may have.
             sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
-            message = f"{method} {_loggable(url)}: {type(exc).__name__}"
+            # Name the host: "cannot reach" is only actionable with the address it tried.
+            target = _loggable(str(exc.request.url)) if _has_request(exc) else _loggable(url)
+            message = f"{method} {target}: {type(exc).__name__} {exc}".strip()
             raise TransportError(message, sent=sent) from exc
         if response.is_success:
             return response
@@ -282,6 +284,14 @@ class AttentiveClient:
     def set_custom_attributes(self, user: Mapping[str, Any], properties: Mapping[str, Any]) -> None:
         body = {"user": dict(user), "properties": dict(properties)}
         self._request(ATTRIBUTES, "POST", "/v1/attributes/custom", json=body)
+
+
+def _has_request(exc: httpx.TransportError) -> bool:
+    try:
+        exc.request  # noqa: B018  (httpx raises when the error was built without one)
+    except RuntimeError:
+        return False
+    return True
 
 
 def _loggable(url: str) -> str:

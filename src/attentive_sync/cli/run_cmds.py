@@ -1,20 +1,27 @@
-"""``attentive-sync run FLOW --param key=value``: run any flow ad hoc, in this process.
+"""``attentive-sync run FLOW --param key=value``: run any flow ad hoc, in this process;
+``attentive-sync serve``: a Prefect server and every deployment on its schedule.
 
-The flows live in the Prefect shell (the top-level ``flows`` package); they are imported
-only when a run is asked for, so the rest of the command never loads Prefect.
+The flows live in the Prefect shell (``attentive_sync.flows``, kept outside the core); they
+are imported only when a run is asked for, so the rest of the command never loads Prefect.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.table import Table
 
-from attentive_sync.cli._common import console, fail
+from attentive_sync.cli._common import console, err_console, fail
+
+TEMPORARY_SERVER_NOTE = (
+    "note: PREFECT_API_URL is not set: this run and its artifacts go to a temporary Prefect "
+    "server that stops with this command (README: 'Keeping runs')."
+)
 
 
 def parse_params(pairs: list[str], params_file: Path | None) -> dict[str, Any]:
@@ -34,7 +41,9 @@ def parse_params(pairs: list[str], params_file: Path | None) -> dict[str, Any]:
             continue
         try:
             params[key] = json.loads(raw)
-        except ValueError:
+        except ValueError as exc:
+            if raw.lstrip()[:1] in ("{", "["):
+                fail(f"--param {key}: the value is not JSON ({exc}); or use {key}=@file.json", 2)
             params[key] = raw
     return params
 
@@ -54,9 +63,13 @@ def run(
     params_file: Path = typer.Option(None, "--params-file", help="JSON object of parameters."),
 ) -> None:
     """Run a flow once, now, in this process (results and artifacts go to Prefect)."""
-    registry = importlib.import_module("flows.registry")
+    params = parse_params(param, params_file)
+    registry = importlib.import_module("attentive_sync.flows.registry")
     try:
-        counts = registry.run_now(flow_name, parse_params(param, params_file))
+        prepared = registry.prepare(flow_name, params)
+        if not os.environ.get("PREFECT_API_URL"):
+            err_console.print(TEMPORARY_SERVER_NOTE, highlight=False, soft_wrap=True)
+        counts = registry.execute(*prepared)
     except registry.FlowRunError as exc:
         fail(str(exc))
     table = Table(title=flow_name)
@@ -67,5 +80,19 @@ def run(
     console.print(table)
 
 
+def serve(
+    port: int = typer.Option(4200, envvar="PREFECT_SERVER_API_PORT", help="Prefect server port."),
+    interval: float = typer.Option(
+        None, help="Seconds between runs of the 30-second deployments (default: prefect.yaml)."
+    ),
+) -> None:
+    """Start a Prefect server (UI and API) and serve every deployment on its schedule.
+
+    With PREFECT_API_URL set, serve to that server instead. Ctrl-C stops everything.
+    """
+    importlib.import_module("attentive_sync.deployments.serve").main(port, interval)
+
+
 def register(app: typer.Typer) -> None:
     app.command("run")(run)
+    app.command("serve")(serve)

@@ -1,7 +1,7 @@
 """State store commands.
 
 attentive-sync db init [--url]                       create or upgrade the state store
-attentive-sync quarantine list [--reason] [--limit]  what was parked, and why (PII masked)
+attentive-sync quarantine list [--reason] [--limit] [--json|--csv]  what was parked, and why
 attentive-sync quarantine replay [--reason]          give parked records another chance
 attentive-sync deltas enqueue --audience SLUG --enter ID --exit ID [--key] [--occurred-at]
 attentive-sync queue stats                           rows per state in both queues
@@ -9,6 +9,9 @@ attentive-sync queue stats                           rows per state in both queu
 
 from __future__ import annotations
 
+import csv
+import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -21,7 +24,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from attentive_sync.cli._common import command_group, console, fail
 from attentive_sync.engine.replay import rederive
 from attentive_sync.settings import SyncSettings
-from attentive_sync.store import NewDelta, Store, StoreError, make_engine
+from attentive_sync.sources.loyalty import audience_slugs
+from attentive_sync.store import NewDelta, Store, StoreError
+from attentive_sync.store.db import make_engine
 from attentive_sync.store.errors import InvalidRecordError, UnsupportedDatabaseError
 from attentive_sync.store.types import utcnow
 
@@ -65,20 +70,49 @@ def db_init(url: Url = None) -> None:
 def quarantine_list(
     reason: Reason = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Most entries shown.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array, for scripts.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV with a header row.")] = False,
     url: Url = None,
 ) -> None:
     """Show open quarantine entries, oldest first. Phones and emails are masked."""
+    if as_json and as_csv:
+        fail("choose one of --json and --csv", code=2)
     with _open(url) as store:
         entries = store.quarantine.list(reason, limit)
         summary = store.quarantine.summary()
+    rows = [
+        {
+            "id": e.id,
+            "source_kind": e.source_kind,
+            "source_ref": e.source_ref,
+            "customer_id": e.customer_id,
+            "reason": e.reason_code,
+            "detail": e.detail,
+            "since": e.created_at.isoformat(),
+        }
+        for e in entries
+    ]
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    if as_csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["id"])
+        writer.writeheader()
+        writer.writerows(rows)
+        return
     if not entries:
         console.print("The quarantine is empty." if reason is None else f"Nothing under {reason}.")
         return
-    table = Table("id", "source", "customer", "reason", "detail", "since")
+    table = Table("id", "source", "customer", "since")
+    # Never cut: the reason (a code, kept whole) and its detail (folded onto more lines) are
+    # what a person acts on.
+    widest = max(len(e.reason_code) for e in entries)
+    table.add_column("reason", no_wrap=True, min_width=widest)
+    table.add_column("detail", overflow="fold")
     for e in entries:
         source = f"{e.source_kind} {e.source_ref}"
         since = e.created_at.strftime("%Y-%m-%d %H:%M")
-        table.add_row(str(e.id), source, str(e.customer_id or ""), e.reason_code, e.detail, since)
+        table.add_row(str(e.id), source, str(e.customer_id or ""), since, e.reason_code, e.detail)
     console.print(table)
     totals = ", ".join(f"{code}: {count}" for code, count in summary.items())
     console.print(f"Open by reason: {totals}")
@@ -144,12 +178,30 @@ def deltas_enqueue(
     with _store_errors():
         deltas = [NewDelta(audience, cid, "enter", moment, key) for cid in enters]
         deltas += [NewDelta(audience, cid, "exit", moment, key) for cid in exits]
+    _check_audience(audience, url)
     with _open(url) as store:
         result = store.deltas.enqueue(deltas)
     console.print(
         f"Queued {result.stored} delta(s) for {audience}"
         + (f" ({result.duplicates} already queued)." if result.duplicates else ".")
     )
+
+
+def _check_audience(audience: str, url: str | None) -> None:
+    """A delta for an audience the source does not define would be dropped by every run."""
+    settings = SyncSettings()
+    with _store_errors():
+        source = make_engine(settings.source_url or url or settings.db_url, read_only=True)
+        try:
+            known = audience_slugs(source)
+        finally:
+            source.dispose()
+    if audience not in known:
+        fail(
+            f"the loyalty source defines no audience {audience!r}; "
+            f"known audiences: {', '.join(known) or 'none'}",
+            code=2,
+        )
 
 
 def queue_stats(url: Url = None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from attentive_sync.domain.attributes import MAX_ATTRIBUTE_NAME, WELL_KNOWN
@@ -13,6 +14,8 @@ IdentifierName = Literal["phone", "email", "clientUserId", "shopifyId", "klaviyo
 WellKnownName = Literal[tuple(WELL_KNOWN)]  # type: ignore[valid-type]
 SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 MAX_BATCH = 256
+# The regions phonenumbers can parse national numbers for: a choice list in the Prefect UI.
+Region = Literal[tuple(sorted(phonenumbers.SUPPORTED_REGIONS))]  # type: ignore[valid-type]
 
 
 class ExportConfig(BaseModel):
@@ -28,8 +31,11 @@ class ExportConfig(BaseModel):
         default_factory=list, description="Audience slugs to export; each is a boolean attribute."
     )
     identifier_mappings: dict[str, IdentifierName] = Field(
-        default_factory=lambda: {"phone": "phone", "email": "email"},
-        description="Customer field -> Attentive identifier. At least one is required.",
+        description=(
+            "Customer field -> Attentive identifier (phone, email, clientUserId, shopifyId, "
+            "klaviyoId). Required: at least one."
+        ),
+        examples=[{"phone": "phone", "email": "email"}],
     )
     extra_identifiers: list[str] = Field(
         default_factory=list,
@@ -46,8 +52,8 @@ class ExportConfig(BaseModel):
     existing_users: bool = Field(True, description="Run the one-time backfill of current members.")
     batch_size: int = Field(MAX_BATCH, ge=1, le=MAX_BATCH, description="Users per bulk request.")
     flush_interval_seconds: float = Field(30.0, gt=0, description="Longest wait before a flush.")
-    default_region: str = Field(
-        "US", min_length=2, max_length=2, description="Region for national phone numbers."
+    default_region: Region = Field(
+        "US", description="Region for national phone numbers (ISO 3166 code, e.g. US, GB)."
     )
 
     @field_validator("audiences")
@@ -59,6 +65,17 @@ class ExportConfig(BaseModel):
         if len(set(value)) != len(value):
             raise ValueError("audiences are listed more than once")
         return value
+
+    @field_validator("default_region", mode="before")
+    @classmethod
+    def _known_region(cls, value: object) -> object:
+        # Before the choice check, so a typo reads as one line, not the list of 240 regions.
+        if isinstance(value, str) and value.upper() in phonenumbers.SUPPORTED_REGIONS:
+            return value.upper()
+        raise ValueError(
+            f"default_region {value!r} is not a region phonenumbers knows "
+            "(a two-letter ISO 3166 code such as US, GB or DE)"
+        )
 
     @field_validator("identifier_mappings")
     @classmethod
