@@ -29,6 +29,7 @@ class Journal:
     by_endpoint: dict[str, Counter[str]] = field(default_factory=dict)
     throttled: int = 0
     dropped: int = 0
+    lost_responses: int = 0
     injected_errors: int = 0
 
     def __post_init__(self) -> None:
@@ -69,5 +70,6 @@ class Journal:
             "by_endpoint": counts,
             "throttled": self.throttled,
             "dropped": self.dropped,
+            "lost_responses": self.lost_responses,
             "injected_errors": self.injected_errors,
         }

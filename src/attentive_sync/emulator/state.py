@@ -87,6 +87,13 @@ class EmulatorState:
         with self._lock:
             return self.faults.drop()
 
+    def draw_lost_response(self) -> bool:
+        """Whether a handled request's answer is lost; counted as dropped and as lost."""
+        with self._lock:
+            lost = self.faults.lose_response()
+            self.journal.lost_responses += lost
+            return lost
+
     def draw_server_error(self) -> int | None:
         with self._lock:
             status = self.faults.server_error()
