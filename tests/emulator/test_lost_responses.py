@@ -61,7 +61,7 @@ def test_lost_bulk_submit_answer_still_creates_a_job_that_applies(
     assert applied["attributes"]["custom"] == {"vip": True}
     stats = server.state.stats()
     assert (stats["lost_responses"], stats["dropped"]) == (1, 1)
-    assert stats["by_endpoint"]["bulk_user_attributes"] == {"dropped": 1}
+    assert stats["by_endpoint"]["bulk_user_attributes"] == {"lost_response": 1}
     assert server.state.list_requests(1)[0]["status"] is None
 
 

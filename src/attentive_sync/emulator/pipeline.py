@@ -117,7 +117,8 @@ async def run(endpoint: Endpoint, handler: Handler, request: Request) -> Respons
             raise ApiError(injected, "injected server error", headers)
         response = await handler(request)
         if endpoint.may_lose_response and response.status_code < 300 and state.draw_lost_response():
-            state.record(request_id, request.method, request.url.path, endpoint.name, None, key)
+            path = request.url.path
+            state.record(request_id, request.method, path, endpoint.name, None, key, lost=True)
             return DroppedConnection()
     except ApiError as exc:
         response = error_response(exc.status, exc.message, request_id)

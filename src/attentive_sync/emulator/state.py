@@ -88,11 +88,9 @@ class EmulatorState:
             return self.faults.drop()
 
     def draw_lost_response(self) -> bool:
-        """Whether a handled request's answer is lost; counted as dropped and as lost."""
+        """Whether a handled request's answer is lost (the caller records it as lost)."""
         with self._lock:
-            lost = self.faults.lose_response()
-            self.journal.lost_responses += lost
-            return lost
+            return self.faults.lose_response()
 
     def draw_server_error(self) -> int | None:
         with self._lock:
@@ -164,9 +162,12 @@ class EmulatorState:
         endpoint: str,
         status: int | None,
         key: str | None,
+        lost: bool = False,
     ) -> None:
         with self._lock:
-            self.journal.record(request_id, self.elapsed(), method, path, endpoint, status, key)
+            self.journal.record(
+                request_id, self.elapsed(), method, path, endpoint, status, key, lost
+            )
 
     # Inspection: what tests and ``/_emulator/`` read and change.
 
