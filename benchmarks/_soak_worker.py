@@ -42,6 +42,19 @@ FLOWS = ("backfill", "incremental", "relay")
 # ---------------------------------------------------------------------------------------
 
 
+def settings_env(db_url: str, base_url: str, lease_seconds: float) -> dict[str, str]:
+    """The settings a deployment would set, as environment variables (``--prefect`` mode)."""
+    return {
+        "ATTENTIVE_SYNC_DB_URL": db_url,
+        "ATTENTIVE_SYNC_LEASE_SECONDS": str(lease_seconds),
+        "ATTENTIVE_SYNC_POLL_INTERVAL_SECONDS": "0.5",
+        "ATTENTIVE_BASE_URL": base_url,
+        "ATTENTIVE_API_KEY": DEMO_API_KEY,
+        "ATTENTIVE_READ_TIMEOUT": "10",
+        "ATTENTIVE_BACKOFF_CAP": "5",
+    }
+
+
 def open_runtime(db_url: str, base_url: str, lease_seconds: float) -> Any:
     """A runtime over one store (the source is the same database) and the emulator."""
     from attentive_sync.engine.runtime import build_runtime
@@ -55,7 +68,14 @@ def open_runtime(db_url: str, base_url: str, lease_seconds: float) -> Any:
 
 
 def backfill_once(runtime: Any, run_key: str) -> dict[str, int]:
-    """One run of the audience backfill ``run_key`` (resumes it; settles earlier jobs)."""
+    """One run of the audience backfill ``run_key`` (resumes it; settles earlier jobs).
+
+    ``runtime`` is ``None`` in ``--prefect`` mode: the real flow runs, against PREFECT_API_URL.
+    """
+    if runtime is None:
+        from flows.audience import audience_backfill
+
+        return dict(audience_backfill(config=CONFIG, run_key=run_key, wait_seconds=WAIT_SECONDS))
     from attentive_sync.engine.runs import direct_waiter, run_backfill, thread_pool_sender
 
     sender = thread_pool_sender(runtime, run_key, SEND_WORKERS)
@@ -65,6 +85,10 @@ def backfill_once(runtime: Any, run_key: str) -> dict[str, int]:
 
 def incremental_once(runtime: Any, owner: str) -> dict[str, int]:
     """One run of the audience incremental: settle earlier jobs, send the queued deltas."""
+    if runtime is None:
+        from flows.audience import audience_incremental
+
+        return dict(audience_incremental(config=CONFIG, wait_seconds=WAIT_SECONDS))
     from attentive_sync.engine.runs import direct_waiter, run_incremental, thread_pool_sender
 
     sender = thread_pool_sender(runtime, owner, SEND_WORKERS)
@@ -75,9 +99,16 @@ def incremental_once(runtime: Any, owner: str) -> dict[str, int]:
 def relay_once(runtime: Any, owner: str) -> dict[str, int]:
     """One run of the loyalty events relay, profile attributes included."""
     from attentive_sync.engine.relay import EventsConfig, run_relay, thread_deliverer
-    from attentive_sync.engine.runs import direct_waiter, thread_pool_sender
 
     cfg = EventsConfig(max_events_per_run=2000)
+    if runtime is None:
+        from flows.loyalty import loyalty_events
+
+        # As JSON, the way a deployment's parameter form passes it (see benchmarks/README.md).
+        settings = cfg.model_dump(mode="json")
+        return dict(loyalty_events(config=CONFIG, events=settings, wait_seconds=WAIT_SECONDS))
+    from attentive_sync.engine.runs import direct_waiter, thread_pool_sender
+
     collaborators = (
         thread_deliverer(runtime, cfg.concurrency),
         thread_pool_sender(runtime, owner, SEND_WORKERS),
@@ -207,10 +238,16 @@ def _next_backfill_round(run_dir: Path, done: int) -> None:
     tmp.replace(run_dir / "backfill_round")
 
 
-def work(flow: str, db_url: str, base_url: str, run_dir: Path, lease_seconds: float) -> None:
+def work(
+    flow: str, db_url: str, base_url: str, run_dir: Path, lease_seconds: float, prefect: bool
+) -> None:
     """Run ``flow`` until ``run_dir/stop`` exists; after ``run_dir/draining`` the backfill
-    starts no new round but keeps running its last one (which settles its jobs)."""
-    runtime = open_runtime(db_url, base_url, lease_seconds)
+    starts no new round but keeps running its last one (which settles its jobs).
+
+    ``prefect``: run the real Prefect flow each time (settings from the environment, which
+    the soak sets), instead of the engine's run function with thread-pool collaborators.
+    """
+    runtime = None if prefect else open_runtime(db_url, base_url, lease_seconds)
     owner = f"soak-{flow}-{os.getpid()}"
     while not (run_dir / "stop").exists():
         started = time.monotonic()
@@ -232,7 +269,8 @@ def work(flow: str, db_url: str, base_url: str, run_dir: Path, lease_seconds: fl
             traceback.print_exc(file=sys.stderr)
             time.sleep(1.0)
         time.sleep(PAUSE_SECONDS)
-    runtime.close()
+    if runtime is not None:
+        runtime.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -242,8 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--lease-seconds", type=float, default=30.0)
+    parser.add_argument("--prefect", action="store_true", help="run the Prefect flows")
     args = parser.parse_args(argv)
-    work(args.flow, args.db, args.base_url, args.run_dir, args.lease_seconds)
+    work(args.flow, args.db, args.base_url, args.run_dir, args.lease_seconds, args.prefect)
     return 0
 
 

@@ -37,7 +37,12 @@ add up. Duplicates are inherent to at-least-once delivery when an accepted event
 is lost or its worker is killed before it acks; ``--tolerate-duplicates`` reports them
 without failing, and the table shows the custom-event answers that were lost.
 
-Logs (emulator, each worker, one JSON line per run) go to ``.bench/soak-<store>-<time>/``.
+Workers call the engine's run functions with thread-pool collaborators; ``--prefect`` has
+them run the real Prefect flows instead, reporting to one Prefect server the soak starts on
+a free loopback port (its home: ``.bench/soak-prefect-home``).
+
+Logs (emulator, each worker, one JSON line per run that did something) go to
+``.bench/soak-<store>-<time>/``; that directory, SQLite database included, is kept.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -72,7 +77,7 @@ from attentive_sync.domain.identifiers import build_identifiers
 from attentive_sync.sources import schema
 from attentive_sync.sources.seed import TIERS, seed_program
 from benchmarks import _soak_worker as worker
-from benchmarks._common import BENCH_DIR, ROOT, BenchError, Emulator, console
+from benchmarks._common import BENCH_DIR, ROOT, BenchError, Emulator, console, free_port
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PROGRAM_PREFIX = "loyalty"  # the relay's attribute prefix for the default program name
@@ -285,9 +290,16 @@ class Slot:
 class Workers:
     """One slot per worker; a supervisor thread restarts any worker that died."""
 
-    def __init__(self, flows: list[str], command: Callable[[str], list[str]], run_dir: Path):
+    def __init__(
+        self,
+        flows: list[str],
+        command: Callable[[str], list[str]],
+        run_dir: Path,
+        env: dict[str, str] | None = None,
+    ):
         self.slots = [Slot(flow, i) for i, flow in enumerate(flows)]
         self.command, self.run_dir = command, run_dir
+        self.env = dict(os.environ, **env) if env else None
         self.kills: Counter[str] = Counter()
         self.restarts = 0
         self._lock = threading.Lock()
@@ -304,7 +316,7 @@ class Workers:
         with log.open("ab") as out:
             slot.proc = subprocess.Popen(
                 self.command(slot.flow), stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                start_new_session=True,
+                env=self.env, start_new_session=True,
             )  # fmt: skip
         slot.starts += 1
         slot.restart_at = None
@@ -357,6 +369,45 @@ class Workers:
                 if line.startswith("{") and '"error"' in line:
                     failed[json.loads(line)["flow"]] += 1
         return failed
+
+
+@contextmanager
+def prefect_server(run_dir: Path) -> Iterator[dict[str, str]]:
+    """``prefect server start`` on a free loopback port, in its own session; yields the
+    environment the workers need to report their flow runs to it."""
+    home = BENCH_DIR / "soak-prefect-home"
+    home.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {"PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
+    command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
+    log = run_dir / "soak-prefect-server.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [*command, "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
+            env=dict(os.environ, **env), start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if server.poll() is not None:
+                raise BenchError(f"the Prefect server exited; see {log}")
+            try:
+                if httpx.get(f"{env['PREFECT_API_URL']}/health", timeout=2).is_success:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise BenchError("the Prefect server did not answer within 120 s")
+            time.sleep(1)
+        console.print(f"{time.strftime('%X')} Prefect server on port {port} (home: {home})")
+        yield env
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
 
 
 # ---------------------------------------------------------------------------------------
@@ -420,6 +471,7 @@ class Check:
     wrong: int = 0
     excused: int = 0
     examples: list[str] = field(default_factory=list)
+    wrong_kinds: Counter[str] = field(default_factory=Counter)
 
     @property
     def total(self) -> int:
@@ -438,6 +490,7 @@ class Check:
         else:
             self.wrong += 1
             outcome = f"{actual!r}"
+            self.wrong_kinds[f"{expected!r} -> {actual!r}"] += 1
         if len(self.examples) < 5:
             self.examples.append(f"{label}: source {expected!r}, emulator {outcome}")
 
@@ -576,7 +629,7 @@ def _settled(outcome: dict[str, Any]) -> bool:
     return not open_rows and not sum(outcome["unsettled_jobs"].values())
 
 
-def soak(store: str, args: argparse.Namespace) -> dict[str, Any]:
+def soak(store: str, args: argparse.Namespace, prefect_env: dict[str, str]) -> dict[str, Any]:
     run_dir = BENCH_DIR / f"soak-{store}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir.mkdir(parents=True)
     rng = random.Random(args.seed)
@@ -600,7 +653,10 @@ def soak(store: str, args: argparse.Namespace) -> dict[str, Any]:
             f"(logs: {run_dir})"
         )
         with Emulator(args.job_delay, run_dir / "emulator.log", emulator_options(args)) as emu:
-            result = _run(store, args, db_url, emu.base_url, run_dir, hot, rng)
+            env = prefect_env and prefect_env | worker.settings_env(
+                db_url, emu.base_url, args.lease_seconds
+            )
+            result = _run(store, args, db_url, emu.base_url, run_dir, hot, rng, env)
             inspector = Inspector(emu.base_url)
             emu_stats, users, events = inspector.stats(), inspector.users(), inspector.events()
             inspector.close()
@@ -623,17 +679,18 @@ def _run(
     run_dir: Path,
     hot: list[int],
     rng: random.Random,
+    env: dict[str, str],
 ) -> dict[str, Any]:
     def command(flow: str) -> list[str]:
         return [
             sys.executable, "-m", "benchmarks._soak_worker", "--flow", flow, "--db", db_url,
             "--base-url", base_url, "--run-dir", str(run_dir),
-            "--lease-seconds", str(args.lease_seconds),
+            "--lease-seconds", str(args.lease_seconds), *(["--prefect"] if env else []),
         ]  # fmt: skip
 
     flows = ["backfill"] + ["incremental"] * args.incremental_workers
     flows += ["relay"] * args.relay_workers
-    workers = Workers(flows, command, run_dir)
+    workers = Workers(flows, command, run_dir, env)
     inspector = Inspector(base_url)
     seed = rng.randrange(1 << 30)
     producer = Producer(db_url, hot, args.deltas, args.events, args.duration, seed)
@@ -785,6 +842,7 @@ def report(r: dict[str, Any], tolerate_duplicates: bool) -> bool:
         ("audience flags checked: ok / lost / wrong / excused",
          f"{audience.total:,}: {audience.ok:,} / {audience.lost:,} / {audience.wrong:,} / "
          f"{audience.excused:,}"),
+        ("  wrong audience flags, source -> emulator", _fmt(audience.wrong_kinds)),
         ("profile values checked: ok / lost / wrong / excused",
          f"{profile.total:,}: {profile.ok:,} / {profile.lost:,} / {profile.wrong:,} / "
          f"{profile.excused:,}"),
@@ -812,17 +870,18 @@ def report(r: dict[str, Any], tolerate_duplicates: bool) -> bool:
     table.add_column("value", justify="right")
     for name, value in rows:
         table.add_row(name, value if isinstance(value, str) else f"{value:,}")
-    Console(width=130).print(table)
+    out = Console(width=130)
+    out.print(table)
     for name, expected, got in identities:
         if expected != got:
-            console.print(f"[red]does not add up:[/] {name}: {expected} vs {got}")
+            out.print(f"[red]does not add up:[/] {name}: {expected} vs {got}")
     for check in (audience, profile):
         for example in check.examples:
-            console.print(f"  {check.name}: {example}")
+            out.print(f"  {check.name}: {example}")
     for eid in r["events_lost_examples"]:
-        console.print(f"  event lost: {eid} ({outcome['events'][eid]})")
+        out.print(f"  event lost: {eid} ({outcome['events'][eid]})")
     for error in produced.errors[:3]:
-        console.print(f"  producer error: {error}")
+        out.print(f"  producer error: {error}")
     failed = lost or wrong or stuck or (duplicates and not tolerate_duplicates) or not add_up
     return not failed
 
@@ -853,14 +912,20 @@ def main(argv: list[str] | None = None) -> int:
     add("--storm-seconds", type=float, default=2.0)
     add("--seed", type=int, default=1)
     add("--tolerate-duplicates", action="store_true", help="report duplicates, do not fail")
+    add("--prefect", action="store_true", help="workers run the Prefect flows (one server)")
     args = parser.parse_args(argv)
     if args.deltas < 0 or args.events < 0 or args.duration <= 0 or args.hot < 1:
         parser.error("--deltas and --events must be >= 0, --duration > 0, --hot >= 1")
     stores = ("sqlite", "postgres") if args.store == "both" else (args.store,)
     passed = True
     try:
-        for store in stores:
-            passed &= report(soak(store, args), args.tolerate_duplicates)
+        with ExitStack() as stack:
+            prefect_env: dict[str, str] = {}
+            if args.prefect:
+                BENCH_DIR.mkdir(exist_ok=True)
+                prefect_env = stack.enter_context(prefect_server(BENCH_DIR))
+            for store in stores:
+                passed &= report(soak(store, args, prefect_env), args.tolerate_duplicates)
     except BenchError as exc:
         console.print(f"[red]{exc}[/red]")
         return 2
