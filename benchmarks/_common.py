@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -77,26 +77,37 @@ def peak_rss_mb(pid: int | str = "self") -> float:
     raise BenchError(f"no VmHWM for process {pid}: peak RSS needs Linux /proc")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+RESERVED_PORTS = frozenset({4200, 8000})  # Prefect's and the intake's defaults stay free
+
+
+def free_port() -> int:
+    """A free loopback port, never one of the project's default ports."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in RESERVED_PORTS:
+            return port
 
 
 class Emulator:
-    """``attentive-sync emulator`` in a child process, with its rate limits enforced."""
+    """``attentive-sync emulator`` in a child process, with its rate limits enforced.
 
-    def __init__(self, job_delay: float, log: Path) -> None:
+    ``options`` are further command-line options (faults, a seed) passed as they are.
+    """
+
+    def __init__(self, job_delay: float, log: Path, options: Sequence[str] = ()) -> None:
         self.job_delay = job_delay
         self.log = log
-        self.port = _free_port()
+        self.options = list(options)
+        self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self._proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Emulator:
         cli = Path(sys.executable).with_name("attentive-sync")
         command = [str(cli), "emulator", "--port", str(self.port)]
-        command += ["--job-delay", str(self.job_delay)]
+        command += ["--job-delay", str(self.job_delay), *self.options]
         with self.log.open("wb") as out:
             self._proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30

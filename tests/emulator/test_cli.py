@@ -49,6 +49,8 @@ def test_keys_faults_and_limits_reach_the_config(started: list[Any]) -> None:
         "0.1",
         "--drop-rate",
         "0.2",
+        "--lose-response-rate",
+        "0.05",
         "--job-delay",
         "0",
         "--bulk-rate-limit",
@@ -66,6 +68,7 @@ def test_keys_faults_and_limits_reach_the_config(started: list[Any]) -> None:
         "k-secret-2": frozenset(),
     }
     assert (config.faults.error_rate, config.faults.drop_rate, config.job_delay) == (0.1, 0.2, 0)
+    assert config.faults.lose_response_rate == 0.05
     assert (config.bulk_rate_limit, config.job_status_rate_limit, config.seed) == (10, 10, 3)
     assert config.send_retry_after is True
     assert "k-secret" not in result.output

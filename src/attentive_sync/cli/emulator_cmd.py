@@ -67,6 +67,9 @@ def emulator(
     slow_job_rate: float = typer.Option(0.0, help="Share of bulk jobs that finish late."),
     slow_job_delay: float = typer.Option(5.0, help="Seconds a slow job takes."),
     drop_rate: float = typer.Option(0.0, help="Share of connections closed without an answer."),
+    lose_response_rate: float = typer.Option(
+        0.0, help="Share of accepted bulk submits and custom events whose answer is lost."
+    ),
     bulk_rate_limit: int = typer.Option(100, help="Bulk submits and job reads per key per second."),
     default_rate_limit: int = typer.Option(150, help="Other requests per key per second."),
     seed: int = typer.Option(0, help="Seed for every random fault, so runs repeat."),
@@ -97,6 +100,7 @@ def emulator(
                 slow_job_rate=slow_job_rate,
                 slow_job_delay=slow_job_delay,
                 drop_rate=drop_rate,
+                lose_response_rate=lose_response_rate,
             ),
         )
     except CommandError as exc:

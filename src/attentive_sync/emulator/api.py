@@ -63,7 +63,7 @@ me_v1 = guarded(Endpoint("me_v1"))(_me)
 me_v2 = guarded(Endpoint("me_v2"))(_me)
 
 
-@guarded(Endpoint("bulk_user_attributes", BULK_SUBMIT, USER_WRITE))
+@guarded(Endpoint("bulk_user_attributes", BULK_SUBMIT, USER_WRITE, may_lose_response=True))
 async def bulk_user_attributes(request: Request) -> Response:
     """Accept up to 256 users as one job; bad users become failed records, not a 400."""
     users = bulk_users(await read_json(request))
@@ -109,7 +109,7 @@ async def user_attributes(request: Request) -> Response:
     return JSONResponse({"success": True, "message": "user updated"}, status_code=202)
 
 
-@guarded(Endpoint("custom_events", scopes=frozenset({"events:write"})))
+@guarded(Endpoint("custom_events", scopes=frozenset({"events:write"}), may_lose_response=True))
 async def custom_events(request: Request) -> Response:
     """Store the event (once per externalEventId); 200 with no body, as documented."""
     body = await read_json(request)

@@ -33,6 +33,12 @@ class FaultSettings(BaseModel):
     slow_job_rate: float = Field(0.0, ge=0, le=1, description="share of bulk jobs that are slow")
     slow_job_delay: float = Field(5.0, ge=0, description="seconds a slow job takes to finish")
     drop_rate: float = Field(0.0, ge=0, le=1, description="share of connections closed unanswered")
+    lose_response_rate: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of accepted bulk submits and custom events handled, then not answered",
+    )
 
 
 class EmulatorConfig(BaseModel):

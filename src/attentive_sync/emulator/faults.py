@@ -1,4 +1,4 @@
-"""Fault injection: 5xx answers, 429 storms, latency, dropped connections, failed/slow jobs.
+"""Fault injection: 5xx, 429 storms, latency, dropped connections, lost answers, bad jobs.
 
 Every draw comes from one seeded generator, so a run with the same seed and the same request
 sequence misbehaves identically. A rate of zero costs no draw, so faults that are switched
@@ -51,6 +51,10 @@ class FaultInjector:
 
     def drop(self) -> bool:
         return self._hit(self.settings.drop_rate)
+
+    def lose_response(self) -> bool:
+        """Whether to drop the connection after a request was handled (its answer is lost)."""
+        return self._hit(self.settings.lose_response_rate)
 
     def server_error(self) -> int | None:
         """A 5xx status to answer with instead of handling the request, or ``None``."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DROPPED = "dropped"
+LOST = "lost_response"
 
 
 def key_suffix(key: str | None) -> str | None:
@@ -29,6 +30,7 @@ class Journal:
     by_endpoint: dict[str, Counter[str]] = field(default_factory=dict)
     throttled: int = 0
     dropped: int = 0
+    lost_responses: int = 0
     injected_errors: int = 0
 
     def __post_init__(self) -> None:
@@ -43,12 +45,18 @@ class Journal:
         endpoint: str,
         status: int | None,
         key: str | None,
+        lost: bool = False,
     ) -> None:
-        """Log one API request; ``status`` is ``None`` when the connection was dropped."""
-        outcome = DROPPED if status is None else str(status)
+        """Log one API request; ``status`` is ``None`` when the connection was dropped.
+
+        ``lost``: the request was handled, then dropped; counted as dropped, and by endpoint
+        as ``lost_response`` so a client's retries of accepted requests can be told apart.
+        """
+        outcome = LOST if lost else DROPPED if status is None else str(status)
         self.by_endpoint.setdefault(endpoint, Counter())[outcome] += 1
         self.throttled += status == 429
         self.dropped += status is None
+        self.lost_responses += lost
         self.entries.append(
             {
                 "id": request_id,
@@ -69,5 +77,6 @@ class Journal:
             "by_endpoint": counts,
             "throttled": self.throttled,
             "dropped": self.dropped,
+            "lost_responses": self.lost_responses,
             "injected_errors": self.injected_errors,
         }

@@ -4,7 +4,10 @@
 2. authentication: no or unknown ``Authorization: Bearer`` key -> 401;
 3. rate limit per key and endpoint (or an injected 429 storm) -> 429;
 4. scopes: a valid key lacking a scope -> 403 naming the scope;
-5. injected 5xx, before the handler runs, so a 5xx never has side effects.
+5. injected 5xx, before the handler runs, so a 5xx never has side effects;
+6. after the handler, on endpoints that may lose their answer (bulk submit, custom event):
+   an injected lost response. The request took effect (the job exists and will apply, the
+   event is stored), then the connection is dropped, so the client sees a transport error.
 
 Every answer but a dropped one carries ``x-ratelimit-limit`` and ``x-ratelimit-remaining``,
 and every request lands in the journal.
@@ -39,6 +42,7 @@ class Endpoint:
     group: str = DEFAULT
     scopes: frozenset[str] = frozenset()
     authenticated: bool = True
+    may_lose_response: bool = False
 
 
 class DroppedConnection(Response):
@@ -112,6 +116,10 @@ async def run(endpoint: Endpoint, handler: Handler, request: Request) -> Respons
         if injected is not None:
             raise ApiError(injected, "injected server error", headers)
         response = await handler(request)
+        if endpoint.may_lose_response and response.status_code < 300 and state.draw_lost_response():
+            path = request.url.path
+            state.record(request_id, request.method, path, endpoint.name, None, key, lost=True)
+            return DroppedConnection()
     except ApiError as exc:
         response = error_response(exc.status, exc.message, request_id)
         headers = {**headers, **exc.headers}

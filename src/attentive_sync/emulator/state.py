@@ -87,6 +87,11 @@ class EmulatorState:
         with self._lock:
             return self.faults.drop()
 
+    def draw_lost_response(self) -> bool:
+        """Whether a handled request's answer is lost (the caller records it as lost)."""
+        with self._lock:
+            return self.faults.lose_response()
+
     def draw_server_error(self) -> int | None:
         with self._lock:
             status = self.faults.server_error()
@@ -157,9 +162,12 @@ class EmulatorState:
         endpoint: str,
         status: int | None,
         key: str | None,
+        lost: bool = False,
     ) -> None:
         with self._lock:
-            self.journal.record(request_id, self.elapsed(), method, path, endpoint, status, key)
+            self.journal.record(
+                request_id, self.elapsed(), method, path, endpoint, status, key, lost
+            )
 
     # Inspection: what tests and ``/_emulator/`` read and change.
 
