@@ -35,6 +35,13 @@ SEND_WORKERS = 4
 WAIT_SECONDS = 20.0  # a run waits this long for its jobs; a later run settles the rest
 PAUSE_SECONDS = 0.5  # between two runs of one worker
 FLOWS = ("backfill", "incremental", "relay")
+# Scaled to the soak's minutes: uncertain submissions hold their customers longer than the
+# emulator's slow jobs take (5 s), and records are retried within seconds, not an hour.
+LIFECYCLE = {
+    "uncertain_hold_seconds": 15.0,
+    "retry_backoff_seconds": 1.0,
+    "retry_backoff_cap_seconds": 10.0,
+}
 
 
 # ---------------------------------------------------------------------------------------
@@ -48,6 +55,7 @@ def settings_env(db_url: str, base_url: str, lease_seconds: float) -> dict[str, 
         "ATTENTIVE_SYNC_DB_URL": db_url,
         "ATTENTIVE_SYNC_LEASE_SECONDS": str(lease_seconds),
         "ATTENTIVE_SYNC_POLL_INTERVAL_SECONDS": "0.5",
+        **{f"ATTENTIVE_SYNC_{name.upper()}": str(value) for name, value in LIFECYCLE.items()},
         "ATTENTIVE_BASE_URL": base_url,
         "ATTENTIVE_API_KEY": DEMO_API_KEY,
         "ATTENTIVE_READ_TIMEOUT": "10",
@@ -60,7 +68,12 @@ def open_runtime(db_url: str, base_url: str, lease_seconds: float) -> Any:
     from attentive_sync.engine.runtime import build_runtime
 
     return build_runtime(
-        SyncSettings(db_url=db_url, lease_seconds=lease_seconds, poll_interval_seconds=0.5),
+        SyncSettings(
+            db_url=db_url,
+            lease_seconds=lease_seconds,
+            poll_interval_seconds=0.5,
+            **LIFECYCLE,
+        ),
         AttentiveSettings(
             api_key=SecretStr(DEMO_API_KEY), base_url=base_url, read_timeout=10.0, backoff_cap=5.0
         ),
@@ -73,46 +86,51 @@ def backfill_once(runtime: Any, run_key: str) -> dict[str, int]:
     ``runtime`` is ``None`` in ``--prefect`` mode: the real flow runs, against PREFECT_API_URL.
     """
     if runtime is None:
-        from flows.audience import audience_backfill
+        from attentive_sync.flows.audience import audience_backfill
 
         return dict(audience_backfill(config=CONFIG, run_key=run_key, wait_seconds=WAIT_SECONDS))
-    from attentive_sync.engine.runs import direct_waiter, run_backfill, thread_pool_sender
+    from attentive_sync.engine.audience.export import run_backfill
+    from attentive_sync.engine.delivery.collaborators import direct_waiter, thread_pool_sender
 
-    sender = thread_pool_sender(runtime, run_key, SEND_WORKERS)
-    report = run_backfill(runtime, CONFIG, run_key, sender, direct_waiter(runtime, WAIT_SECONDS))
+    owner = f"backfill:{run_key}:{os.getpid()}"
+    sender = thread_pool_sender(runtime, owner, SEND_WORKERS)
+    waiter = direct_waiter(runtime, WAIT_SECONDS, owner)
+    report = run_backfill(runtime, CONFIG, run_key, sender, waiter)
     return dict(report.counts)
 
 
 def incremental_once(runtime: Any, owner: str) -> dict[str, int]:
     """One run of the audience incremental: settle earlier jobs, send the queued deltas."""
     if runtime is None:
-        from flows.audience import audience_incremental
+        from attentive_sync.flows.audience import audience_incremental
 
         return dict(audience_incremental(config=CONFIG, wait_seconds=WAIT_SECONDS))
-    from attentive_sync.engine.runs import direct_waiter, run_incremental, thread_pool_sender
+    from attentive_sync.engine.audience.export import run_incremental
+    from attentive_sync.engine.delivery.collaborators import direct_waiter, thread_pool_sender
 
     sender = thread_pool_sender(runtime, owner, SEND_WORKERS)
-    report = run_incremental(runtime, CONFIG, owner, sender, direct_waiter(runtime, WAIT_SECONDS))
+    waiter = direct_waiter(runtime, WAIT_SECONDS, owner)
+    report = run_incremental(runtime, CONFIG, owner, sender, waiter)
     return dict(report.counts)
 
 
 def relay_once(runtime: Any, owner: str) -> dict[str, int]:
     """One run of the loyalty events relay, profile attributes included."""
-    from attentive_sync.engine.relay import EventsConfig, run_relay, thread_deliverer
+    from attentive_sync.engine.loyalty.relay import EventsConfig, run_relay, thread_deliverer
 
     cfg = EventsConfig(max_events_per_run=2000)
     if runtime is None:
-        from flows.loyalty import loyalty_events
+        from attentive_sync.flows.loyalty import loyalty_events
 
         # As JSON, the way a deployment's parameter form passes it (see benchmarks/README.md).
         settings = cfg.model_dump(mode="json")
         return dict(loyalty_events(config=CONFIG, events=settings, wait_seconds=WAIT_SECONDS))
-    from attentive_sync.engine.runs import direct_waiter, thread_pool_sender
+    from attentive_sync.engine.delivery.collaborators import direct_waiter, thread_pool_sender
 
     collaborators = (
         thread_deliverer(runtime, cfg.concurrency),
         thread_pool_sender(runtime, owner, SEND_WORKERS),
-        direct_waiter(runtime, WAIT_SECONDS),
+        direct_waiter(runtime, WAIT_SECONDS, owner),
     )
     report = run_relay(runtime, CONFIG, cfg, owner, collaborators)
     return dict(report.counts)
@@ -193,6 +211,7 @@ def store_outcome(db_url: str) -> dict[str, Any]:
         with engine.connect() as conn:
             deltas = dict(conn.execute(text("SELECT delta_key, state FROM audience_deltas")).all())
             events = dict(conn.execute(text("SELECT event_id, state FROM loyalty_events")).all())
+            writes = dict(conn.execute(text("SELECT write_key, state FROM attribute_writes")).all())
             unsettled = dict(
                 conn.execute(
                     text("SELECT kind, count(*) FROM bulk_jobs WHERE NOT settled GROUP BY kind")
@@ -212,6 +231,7 @@ def store_outcome(db_url: str) -> dict[str, Any]:
     return {
         "deltas": deltas,
         "events": events,
+        "writes": writes,
         "unsettled_jobs": unsettled,
         "quarantine": quarantine,
     }

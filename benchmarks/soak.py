@@ -624,7 +624,11 @@ def _states(states: dict[str, str]) -> Counter[str]:
 
 
 def _settled(outcome: dict[str, Any]) -> bool:
-    states = (*outcome["deltas"].values(), *outcome["events"].values())
+    states = (
+        *outcome["deltas"].values(),
+        *outcome["events"].values(),
+        *outcome["writes"].values(),
+    )
     open_rows = [state for state in states if state not in FINAL_STATES]
     return not open_rows and not sum(outcome["unsettled_jobs"].values())
 
@@ -798,8 +802,11 @@ def report(r: dict[str, Any], tolerate_duplicates: bool) -> bool:
     engine_queued = len(outcome["deltas"]) - ours
     stuck_deltas = sum(v for k, v in deltas.items() if k not in FINAL_STATES)
     stuck_events = sum(v for k, v in events.items() if k not in FINAL_STATES)
+    writes = _states(outcome["writes"])
+    stuck_writes = sum(v for k, v in writes.items() if k not in FINAL_STATES)
     unsettled = sum(outcome["unsettled_jobs"].values())
-    stuck = stuck_deltas + stuck_events + unsettled + r["emulator_unfinished_jobs"]
+    stuck = stuck_deltas + stuck_events + stuck_writes + unsettled
+    stuck += r["emulator_unfinished_jobs"]
     audience, profile, tier = r["audience"], r["profile"], r["tier"]
     lost = audience.lost + profile.lost + r["events_lost"]
     wrong = audience.wrong + profile.wrong
@@ -852,8 +859,8 @@ def report(r: dict[str, Any], tolerate_duplicates: bool) -> bool:
          f"{r['events_delivered']:,} / {r['events_lost']:,} / {events.get('quarantined', 0):,}"),
         ("LOST (audience + profile + events)", lost),
         ("WRONG final values (audience + profile)", wrong),
-        ("STUCK: delta rows / event rows / jobs unsettled / jobs unfinished at emulator",
-         f"{stuck} ({stuck_deltas} / {stuck_events} / {unsettled} / "
+        ("STUCK: delta / event / write rows, jobs unsettled / unfinished at emulator",
+         f"{stuck} ({stuck_deltas} / {stuck_events} / {stuck_writes} / {unsettled} / "
          f"{r['emulator_unfinished_jobs']})"),
         ("DUPLICATES: events delivered more than once (extra deliveries)",
          f"{duplicates} ({r['extra_deliveries']})"),

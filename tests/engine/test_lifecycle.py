@@ -16,7 +16,7 @@ from sqlalchemy import delete, select, update
 from support.loyalty_samples import SAMPLES
 from support.program import CONFIG, make_runtime
 
-from attentive_sync.attentive import AttentiveClient
+from attentive_sync.attentive import AttentiveClient, RecordResult, RetryableError
 from attentive_sync.domain.loyalty import EventKey
 from attentive_sync.domain.loyalty_attributes import attribute_names
 from attentive_sync.engine.audience.export import run_backfill, run_incremental
@@ -346,3 +346,51 @@ def test_an_event_attentive_keeps_refusing_is_parked_and_later_ones_go(program_u
         assert ids == ["good"]
     finally:
         runtime.close()
+
+
+def test_a_failed_run_hands_its_leased_rows_back_with_the_error(program_url, emulator):
+    runtime = make_runtime(program_url, emulator.base_url, uncertain_hold_seconds=0.5, **FAST_RETRY)
+    runtime.client.close()
+    settings = runtime.client.settings.model_copy(update={"max_attempts": 1})
+    runtime.client = AttentiveClient(settings)
+    try:
+        cids = sendable_customers(runtime, 2)
+        now = datetime.now(timezone.utc)
+        runtime.store.deltas.enqueue([NewDelta("vip", c, "enter", now) for c in cids])
+        emulator.state.change_faults({"error_rate": 1.0})
+        with pytest.raises(RetryableError):
+            incremental(runtime)
+        rows = delta_rows(runtime)
+        assert {(r["state"], r["attempts"], r["lease_owner"]) for r in rows} == {
+            ("pending", 1, None)
+        }
+        assert all("the run failed: ServerError" in r["last_error"] for r in rows)
+        # A 5xx may have been carried out: the customers wait out their hold first.
+        assert runtime.store.holds.held(cids) == set(cids)
+        emulator.state.change_faults({"error_rate": 0.0})
+        time.sleep(0.6)
+        until_drained(runtime)
+        assert [at_emulator(emulator, runtime, c, "vip") for c in cids] == [True, True]
+    finally:
+        runtime.close()
+
+
+def test_a_results_file_longer_than_its_job_settles_on_the_job_only(runtime, emulator):
+    """Only the job's own records are kept from the stream; extra lines cost nothing."""
+    cids = sendable_customers(runtime, 3)
+    now = datetime.now(timezone.utc)
+    runtime.store.deltas.enqueue([NewDelta("vip", c, "enter", now) for c in cids])
+    real_iter = runtime.client.iter_bulk_results
+    extra = {"lines": 0}
+
+    def padded(url):
+        yield from real_iter(url)
+        for index in range(3, 20_003):
+            extra["lines"] += 1
+            yield RecordResult(index, 200, "", {"clientUserId": "someone-else"})
+
+    runtime.client.iter_bulk_results = padded  # type: ignore[method-assign]
+    report = incremental(runtime)
+    assert extra["lines"] == 20_000
+    assert report.counts["accepted"] == 3 and report.problems() == []
+    assert {row["state"] for row in delta_rows(runtime)} == {"done"}

@@ -171,15 +171,12 @@ class Queue(Generic[N, R]):
             },
         )
 
-    def release(self, owner: str, error: str, retry_at: datetime) -> int:
-        """Give back every row ``owner`` still leases (a run that failed), counting the
-        attempt and keeping the error, so the rows neither wait for the lease to expire
-        nor look untouched."""
+    def leased_by(self, owner: str) -> list[int]:
+        """The rows ``owner`` leases now (what a failed run must hand back)."""
         t = self._t
-        with self._engine.begin() as conn:
+        with self._engine.connect() as conn:
             stmt = select(t.c.seq).where(t.c.state == "leased", t.c.lease_owner == owner)
-            seqs = list(conn.execute(stmt).scalars())
-        return self.nack(seqs, error, retry_at, by=owner)
+            return sorted(conn.execute(stmt).scalars())
 
     def _owned_by(self, by: str) -> ColumnElement[bool]:
         t = self._t

@@ -16,6 +16,7 @@ from attentive_sync.engine.delivery.collaborators import (
     Wait,
     add_sends,
     add_wait,
+    leases_released_on_failure,
     unsettled,
 )
 from attentive_sync.engine.prefetch import prefetched
@@ -94,11 +95,12 @@ def run_incremental(
         "held_back",
     )
     stop_at = clock() + config.flush_interval_seconds
-    add_wait(report, wait(unsettled(runtime)))
-    while True:
-        plan = incremental.plan_incremental(runtime, config, owner, MAX_LEASE)
-        for name in ("leased", "coalesced", "not_exported", "quarantined", "early_flushes"):
-            report.add(name, getattr(plan, name))
-        add_wait(report, wait(add_sends(report, send_many(plan.batches, incremental.KIND))))
-        if plan.leased < MAX_LEASE or clock() > stop_at:
-            return report
+    with leases_released_on_failure(runtime, owner):
+        add_wait(report, wait(unsettled(runtime)))
+        while True:
+            plan = incremental.plan_incremental(runtime, config, owner, MAX_LEASE)
+            for name in ("leased", "coalesced", "not_exported", "quarantined", "early_flushes"):
+                report.add(name, getattr(plan, name))
+            add_wait(report, wait(add_sends(report, send_many(plan.batches, incremental.KIND))))
+            if plan.leased < MAX_LEASE or clock() > stop_at:
+                return report

@@ -7,8 +7,11 @@ must add up, is the same either way.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
+from attentive_sync.engine.delivery.kinds import release_leases
 from attentive_sync.engine.delivery.settle import (
     WaitResult,
     poll_jobs,
@@ -18,6 +21,9 @@ from attentive_sync.engine.delivery.settle import (
 from attentive_sync.engine.delivery.submit import Batch, SendResult, send_batches
 from attentive_sync.engine.report import Report
 from attentive_sync.engine.runtime import Runtime
+from attentive_sync.store.types import utcnow
+
+log = logging.getLogger("attentive_sync.engine")
 
 SendMany = Callable[[list[Batch], str], list[SendResult]]
 Wait = Callable[[list[str]], WaitResult]
@@ -84,3 +90,22 @@ def send_and_wait(
     """Send ``batches`` as jobs of ``kind``, then settle them (and ``earlier`` jobs)."""
     job_ids = add_sends(report, send_many(batches, kind)) if batches else []
     add_wait(report, wait((earlier or []) + job_ids))
+
+
+@contextmanager
+def leases_released_on_failure(runtime: Runtime, owner: str) -> Iterator[None]:
+    """Run a body that leases as ``owner``; if it fails, its leased rows go back at once,
+    the attempt counted and the error kept (they neither sit leased until the lease
+    expires nor look untouched), and the error propagates."""
+    try:
+        yield
+    except Exception as exc:
+        error = f"the run failed: {type(exc).__name__}: {exc}"
+        released = release_leases(runtime, owner, error, utcnow())
+        log.warning(
+            "run %s failed; %d leased row(s) handed back, %d parked after their last attempt",
+            owner,
+            released.retried,
+            released.parked,
+        )
+        raise

@@ -119,6 +119,18 @@ def retry_rows(
     return outcome
 
 
+def release_leases(runtime: Runtime, owner: str, error: str, now: datetime) -> RetryOutcome:
+    """Hand back every row ``owner`` still leases in any queue (its run failed): each counts
+    the attempt and keeps the error, then waits its backoff or, out of attempts, is parked."""
+    outcome = RetryOutcome()
+    policy = RetryPolicy.from_settings(runtime.sync)
+    for queue in runtime.store.queues.values():
+        seqs = queue.leased_by(owner)
+        if seqs:
+            outcome.add(retry_rows(queue, dict.fromkeys(seqs, error), policy, owner, now))
+    return outcome
+
+
 @dataclass(frozen=True)
 class BackfillMember:
     """``source_ref`` is ``run_key|audience|customer_id``."""

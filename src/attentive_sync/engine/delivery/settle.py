@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from attentive_sync.attentive import AttentiveError, BulkJob, NotFound, RecordResult
@@ -93,31 +93,42 @@ def settle_jobs(
     return _fan_out(lambda job: settle_job(runtime, job), mine, workers)
 
 
-def _results(runtime: Runtime, job: BulkJob) -> tuple[dict[int, RecordResult], str]:
-    """Per-record results by index, and why there are none when a job has none."""
+def _results(runtime: Runtime, job: BulkJob, carried: int) -> tuple[dict[int, RecordResult], str]:
+    """Per-record results by index, and why there are none when a job has none.
+
+    The file is read as it streams and only the job's own ``carried`` records are kept
+    (an accepted one without its echoed request), so memory follows the job, never the
+    file: a results file of a million lines costs no more than one of 256.
+    """
     if job.status == "FAILED":
         return {}, "the job FAILED at Attentive"
     if job.status == LOST:
         return {}, "Attentive no longer knows this job"
     if not job.results_url:
         return {}, "the completed job has no results file"
+    results: dict[int, RecordResult] = {}
     try:
-        return {r.index: r for r in runtime.client.iter_bulk_results(job.results_url)}, ""
+        for result in runtime.client.iter_bulk_results(job.results_url):
+            if 0 <= result.index < carried:
+                keep = replace(result, request={}) if result.accepted else result
+                results[result.index] = keep
     except AttentiveError as exc:
         log.warning(
             "results of job %s are unreadable (%s); its records are retried", job.job_id, exc
         )
         return {}, "results file unreadable"
+    return results, ""
 
 
 def settle_job(runtime: Runtime, job: BulkJob) -> SettleResult:
     """Apply a finished job's results (the caller holds the job's settle claim)."""
     store, now = runtime.store, utcnow()
-    results, missing = _results(runtime, job)
+    items = store.jobs.items(job.job_id)
+    results, missing = _results(runtime, job, len(items))
     outcome = SettleResult(job.job_id, job.status)
     accepted: list[JobItem] = []
     retry: list[tuple[JobItem, str]] = []
-    for idx, item in enumerate(store.jobs.items(job.job_id)):
+    for idx, item in enumerate(items):
         result = results.get(idx)
         if result is not None and result.accepted:
             accepted.append(item)

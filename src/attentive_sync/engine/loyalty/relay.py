@@ -24,7 +24,11 @@ from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.domain.loyalty_attributes import profile_attributes
 from attentive_sync.domain.loyalty_selection import EventSelection, StalePolicy
 from attentive_sync.engine.checks import check_against_source
-from attentive_sync.engine.delivery.collaborators import SendMany, Wait
+from attentive_sync.engine.delivery.collaborators import (
+    SendMany,
+    Wait,
+    leases_released_on_failure,
+)
 from attentive_sync.engine.delivery.kinds import retry_rows
 from attentive_sync.engine.delivery.retry import RetryPolicy
 from attentive_sync.engine.delivery.writes import run_writes
@@ -207,18 +211,19 @@ def run_relay(
         "dropped",
         "quarantined",
     )
-    while report.counts["leased"] < cfg.max_events_per_run:
-        if not _relay_round(runtime, export, cfg, owner, deliver_many, topics, report):
-            break
+    with leases_released_on_failure(runtime, owner):
+        while report.counts["leased"] < cfg.max_events_per_run:
+            if not _relay_round(runtime, export, cfg, owner, deliver_many, topics, report):
+                break
+        if cfg.update_profiles:
+            writes = (send_many, wait)
+            run_writes(runtime, export, owner, ["profile", "notice"], KIND, writes, report)
     stale = report.counts["stale_sent"] + report.counts["stale_skipped"]
     if stale:
         report.notes.append(
             f"{stale} event(s) were older than 12 hours: Attentive accepts them but they "
             "trigger no journey"
         )
-    if cfg.update_profiles:
-        writes = (send_many, wait)
-        run_writes(runtime, export, owner, ["profile", "notice"], KIND, writes, report)
     return report
 
 

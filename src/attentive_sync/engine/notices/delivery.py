@@ -21,7 +21,11 @@ import pandas as pd
 from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.domain.loyalty import EventKey
 from attentive_sync.domain.loyalty_attributes import attribute_prefix
-from attentive_sync.engine.delivery.collaborators import SendMany, Wait
+from attentive_sync.engine.delivery.collaborators import (
+    SendMany,
+    Wait,
+    leases_released_on_failure,
+)
 from attentive_sync.engine.delivery.writes import run_writes
 from attentive_sync.engine.loyalty.relay import DeliverMany, EventsConfig, run_relay
 from attentive_sync.engine.notices import plan_expiry_notices, plan_reward_reminders
@@ -139,7 +143,8 @@ def _deliver(
     report.add("claimed", len(claimed))
     report.add("claimed_before", len(notices) - len(claimed))
     report.add("attribute_writes_queued", _enqueue_attributes(runtime, events, kind, claimed))
-    run_writes(runtime, export, owner, ["notice"], kind.job_kind, (send_many, wait), report)
+    with leases_released_on_failure(runtime, owner):
+        run_writes(runtime, export, owner, ["notice"], kind.job_kind, (send_many, wait), report)
     relay = run_relay(
         runtime,
         export,
