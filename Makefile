@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo serve bench lint clean
+.PHONY: venv test demo serve bench lint typecheck clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ serve: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src flows tasks deployments tests benchmarks
+	$(BIN)/ruff format --check src flows tasks deployments tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy src flows tasks
 
 clean:
 	rm -rf $(VENV) .demo *.db *.db-wal *.db-shm

@@ -32,10 +32,12 @@ emulator), wrong final values (the emulator holds another value than the source 
 said), stuck rows (queue rows neither done nor quarantined, jobs not settled or not
 finished), events delivered more than once (the same ``externalEventId`` received again),
 quarantined records by reason and the kills done, then whether its counts add up. The exit
-status is non-zero when lost, wrong, stuck or duplicates is non-zero, or the counts do not
-add up. Duplicates are inherent to at-least-once delivery when an accepted event's answer
-is lost or its worker is killed before it acks; ``--tolerate-duplicates`` reports them
-without failing, and the table shows the custom-event answers that were lost.
+status is non-zero when lost, wrong or stuck is non-zero, or the counts do not add up.
+Duplicates are printed but do not fail the soak (``--fail-on-duplicates`` makes them): they
+are inherent to at-least-once delivery when an accepted event's answer is lost or its
+worker is killed before it acks, and Attentive stores an event once per
+``externalEventId``, its idempotency key, as the emulator does. The table shows the
+custom-event answers that were lost beside them.
 
 Workers call the engine's run functions with thread-pool collaborators; ``--prefect`` has
 them run the real Prefect flows instead, reporting to one Prefect server the soak starts on
@@ -794,7 +796,7 @@ def _fmt(counter: dict[str, int]) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in sorted(counter.items())) or "0"
 
 
-def report(r: dict[str, Any], tolerate_duplicates: bool) -> bool:
+def report(r: dict[str, Any], fail_on_duplicates: bool) -> bool:
     """Print one store's figures; returns whether the soak passed."""
     outcome, produced, stats = r["outcome"], r["produced"], r["emulator_stats"]
     deltas, events = _states(outcome["deltas"]), _states(outcome["events"])
@@ -889,7 +891,7 @@ def report(r: dict[str, Any], tolerate_duplicates: bool) -> bool:
         out.print(f"  event lost: {eid} ({outcome['events'][eid]})")
     for error in produced.errors[:3]:
         out.print(f"  producer error: {error}")
-    failed = lost or wrong or stuck or (duplicates and not tolerate_duplicates) or not add_up
+    failed = lost or wrong or stuck or (duplicates and fail_on_duplicates) or not add_up
     return not failed
 
 
@@ -918,7 +920,7 @@ def main(argv: list[str] | None = None) -> int:
     add("--storm-every", type=float, default=20.0, help="seconds between 429 storms")
     add("--storm-seconds", type=float, default=2.0)
     add("--seed", type=int, default=1)
-    add("--tolerate-duplicates", action="store_true", help="report duplicates, do not fail")
+    add("--fail-on-duplicates", action="store_true", help="fail when an event arrived twice")
     add("--prefect", action="store_true", help="workers run the Prefect flows (one server)")
     args = parser.parse_args(argv)
     if args.deltas < 0 or args.events < 0 or args.duration <= 0 or args.hot < 1:
@@ -932,7 +934,7 @@ def main(argv: list[str] | None = None) -> int:
                 BENCH_DIR.mkdir(exist_ok=True)
                 prefect_env = stack.enter_context(prefect_server(BENCH_DIR))
             for store in stores:
-                passed &= report(soak(store, args, prefect_env), args.tolerate_duplicates)
+                passed &= report(soak(store, args, prefect_env), args.fail_on_duplicates)
     except BenchError as exc:
         console.print(f"[red]{exc}[/red]")
         return 2

@@ -9,6 +9,7 @@ The API key comes from ``ATTENTIVE_API_KEY`` or, when that is unset, from the Pr
 from __future__ import annotations
 
 import os
+from typing import Any, cast
 
 from prefect import get_run_logger
 from prefect.blocks.system import Secret
@@ -55,7 +56,8 @@ def load_api_key_from_secret_block() -> None:
     """Put the Secret block's value in this process's environment (no key is set there)."""
     name = os.environ.get("ATTENTIVE_SYNC_API_KEY_BLOCK", SECRET_BLOCK)
     try:
-        secret = Secret.load(name)
+        # Called outside an event loop, so the sync/async dispatch returns the block itself.
+        secret = cast("Secret[Any]", Secret.load(name))
     except ValueError:
         return  # no such block: the missing key is reported next
     os.environ["ATTENTIVE_API_KEY"] = str(secret.get())

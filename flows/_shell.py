@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from typing import Any, cast
+from uuid import UUID
 
 from prefect import get_run_logger
 from prefect.artifacts import (
@@ -10,6 +12,8 @@ from prefect.artifacts import (
     create_progress_artifact,
     update_progress_artifact,
 )
+from prefect.futures import PrefectFuture
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from attentive_sync.domain.events import CustomEvent
@@ -19,6 +23,15 @@ from attentive_sync.engine.loyalty.relay import DeliverMany, Delivery
 from attentive_sync.engine.report import Report
 from attentive_sync.tasks.bulk import bulk_send
 from attentive_sync.tasks.events import send_custom_events
+
+
+def thread_pool(max_workers: int) -> TaskRunner[PrefectFuture[Any]]:
+    """A ``ThreadPoolTaskRunner`` of at most ``max_workers`` threads, as ``@flow`` takes it.
+
+    ``TaskRunner`` is invariant in its future type, so ``@flow``'s ``TaskRunner[PrefectFuture]``
+    does not accept a ``ThreadPoolTaskRunner`` without a cast (Prefect casts its own default).
+    """
+    return cast("TaskRunner[PrefectFuture[Any]]", ThreadPoolTaskRunner(max_workers=max_workers))
 
 
 def prefect_sender(owner: str) -> SendMany:
@@ -47,7 +60,8 @@ def prefect_deliverer(concurrency: int) -> DeliverMany:
 def progress_artifact(key: str, description: str) -> Progress:
     """A progress bar in the Prefect UI, updated at most once a second, and a log line with
     the rate and the time left at most every ``PROGRESS_LOG_SECONDS``."""
-    artifact_id = create_progress_artifact(0.0, key=key, description=description)
+    # Called from a sync flow, so Prefect's sync/async dispatch returns the id, not a coroutine.
+    artifact_id = cast(UUID, create_progress_artifact(0.0, key=key, description=description))
     logger = get_run_logger()
     started = time.monotonic()
     last_update, last_log = [0.0], [started]

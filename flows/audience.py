@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from prefect import flow
 from prefect.runtime import flow_run
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.engine.audience.export import run_backfill, run_incremental
 from attentive_sync.engine.runtime import shared_runtime
 from attentive_sync.flows._preflight import preflight
-from attentive_sync.flows._shell import prefect_sender, progress_artifact, publish
+from attentive_sync.flows._shell import prefect_sender, progress_artifact, publish, thread_pool
 from attentive_sync.flows.wait import prefect_waiter
 
 # Prefect's default thread pool is unbounded; bulk requests in flight stay bounded.
 SEND_WORKERS = 8
 
 
-@flow(name="audience-backfill", task_runner=ThreadPoolTaskRunner(max_workers=SEND_WORKERS))
+@flow(name="audience-backfill", task_runner=thread_pool(SEND_WORKERS))
 def audience_backfill(
     config: ExportConfig,
     run_key: str = "initial",
@@ -49,7 +48,7 @@ def audience_backfill(
     return publish(report, "audience-backfill-report")
 
 
-@flow(name="audience-incremental", task_runner=ThreadPoolTaskRunner(max_workers=SEND_WORKERS))
+@flow(name="audience-incremental", task_runner=thread_pool(SEND_WORKERS))
 def audience_incremental(
     config: ExportConfig,
     wait_seconds: float = 20.0,

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from prefect import flow
 from prefect.runtime import flow_run
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.engine.loyalty.relay import EventsConfig, run_relay
 from attentive_sync.engine.runtime import shared_runtime
 from attentive_sync.flows._preflight import preflight
-from attentive_sync.flows._shell import prefect_deliverer, prefect_sender, publish
+from attentive_sync.flows._shell import prefect_deliverer, prefect_sender, publish, thread_pool
 from attentive_sync.flows.wait import prefect_waiter
 
 
-@flow(name="loyalty-events", task_runner=ThreadPoolTaskRunner(max_workers=4))
+@flow(name="loyalty-events", task_runner=thread_pool(4))
 def loyalty_events(
     config: ExportConfig,
     events: EventsConfig | None = None,

@@ -6,7 +6,6 @@ from datetime import datetime, timezone
 
 from prefect import flow
 from prefect.runtime import flow_run
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.engine.loyalty.relay import EventsConfig
@@ -18,7 +17,7 @@ from attentive_sync.engine.notices.delivery import (
 from attentive_sync.engine.runtime import shared_runtime
 from attentive_sync.flows._params import Day, Moment
 from attentive_sync.flows._preflight import preflight
-from attentive_sync.flows._shell import prefect_deliverer, prefect_sender, publish
+from attentive_sync.flows._shell import prefect_deliverer, prefect_sender, publish, thread_pool
 from attentive_sync.flows.wait import prefect_waiter
 
 
@@ -30,7 +29,7 @@ def _collaborators(events: EventsConfig, owner: str, wait_seconds: float) -> Col
     )
 
 
-@flow(name="reward-reminder", task_runner=ThreadPoolTaskRunner(max_workers=8))
+@flow(name="reward-reminder", task_runner=thread_pool(8))
 def reward_reminder(
     config: ExportConfig,
     events: EventsConfig | None = None,
@@ -57,7 +56,7 @@ def reward_reminder(
     return publish(report, "reward-reminder-report")
 
 
-@flow(name="expiry-notice", task_runner=ThreadPoolTaskRunner(max_workers=8))
+@flow(name="expiry-notice", task_runner=thread_pool(8))
 def expiry_notice(
     config: ExportConfig,
     events: EventsConfig | None = None,

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, TypeAlias, cast, get_type_hints
 
 import yaml
 from prefect import Flow
 from prefect.deployments.runner import RunnerDeployment
+from prefect.states import State
 from pydantic import TypeAdapter, ValidationError
 
 from attentive_sync.flows._preflight import PreflightError, one_line, preflight
@@ -23,7 +24,10 @@ from attentive_sync.flows.notices import expiry_notice, reward_reminder
 # Shipped inside the package (attentive_sync.deployments), so an installed copy has it too.
 PREFECT_YAML = Path(__file__).resolve().parents[1] / "deployments" / "prefect.yaml"
 
-FLOWS: dict[str, Flow] = {
+# Every flow takes keyword parameters and returns its report's counts.
+FlowOfCounts: TypeAlias = Flow[..., dict[str, int]]
+
+FLOWS: dict[str, FlowOfCounts] = {
     "audience-backfill": audience_backfill,
     "audience-incremental": audience_incremental,
     "loyalty-events": loyalty_events,
@@ -47,21 +51,21 @@ def runner_deployments(interval_seconds: float | None = None) -> list[RunnerDepl
 
     ``interval_seconds`` replaces the interval of the interval schedules (30 s by default).
     """
-    out = []
+    out: list[RunnerDeployment] = []
     for name, spec in deployment_specs().items():
         schedule = dict((spec.get("schedules") or [{}])[0])
         if interval_seconds and schedule.get("interval"):
             schedule["interval"] = interval_seconds
-        out.append(
-            FLOWS[name].to_deployment(
-                name=name,
-                description=spec.get("description"),
-                parameters=spec.get("parameters") or {},
-                interval=schedule.get("interval"),
-                cron=schedule.get("cron"),
-                concurrency_limit=spec.get("concurrency_limit"),
-            )
+        deployment = FLOWS[name].to_deployment(
+            name=name,
+            description=spec.get("description"),
+            parameters=spec.get("parameters") or {},
+            interval=schedule.get("interval"),
+            cron=schedule.get("cron"),
+            concurrency_limit=spec.get("concurrency_limit"),
         )
+        # Called outside an event loop: the sync/async dispatch returns the deployment itself.
+        out.append(cast(RunnerDeployment, deployment))
     return out
 
 
@@ -69,7 +73,7 @@ class FlowRunError(Exception):
     """An ad-hoc run that could not start or did not complete; the message says why."""
 
 
-def prepare(name: str, overrides: dict[str, Any]) -> tuple[Flow, dict[str, Any]]:
+def prepare(name: str, overrides: dict[str, Any]) -> tuple[FlowOfCounts, dict[str, Any]]:
     """The flow and its checked parameters: prefect.yaml's defaults plus ``overrides``.
 
     Mistakes a person can fix (an unknown or ill-typed parameter, a store that does not open,
@@ -87,9 +91,10 @@ def prepare(name: str, overrides: dict[str, Any]) -> tuple[Flow, dict[str, Any]]
     return flow, params
 
 
-def execute(flow: Flow, params: dict[str, Any]) -> dict[str, int]:
+def execute(flow: FlowOfCounts, params: dict[str, Any]) -> dict[str, int]:
     """Run a prepared flow in this process; a run that does not complete is a FlowRunError."""
-    state = flow(**params, return_state=True)
+    # Flow[..., R] accepts any keyword, so mypy picks the overload without ``return_state``.
+    state = cast("State[dict[str, int]]", flow(**params, return_state=True))
     if not state.is_completed():
         raise FlowRunError(f"{flow.name} ended {state.name}: {state.message}")
     return state.result()
@@ -100,7 +105,7 @@ def run_now(name: str, overrides: dict[str, Any]) -> dict[str, int]:
     return execute(*prepare(name, overrides))
 
 
-def validate_parameters(flow: Flow, params: dict[str, Any]) -> dict[str, Any]:
+def validate_parameters(flow: FlowOfCounts, params: dict[str, Any]) -> dict[str, Any]:
     """Each parameter checked against the flow's signature, the first problem as one line."""
     signature = inspect.signature(flow.fn)
     unknown = sorted(set(params) - set(signature.parameters))

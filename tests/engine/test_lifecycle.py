@@ -21,6 +21,7 @@ from attentive_sync.domain.loyalty import EventKey
 from attentive_sync.domain.loyalty_attributes import attribute_names
 from attentive_sync.engine.audience.export import run_backfill, run_incremental
 from attentive_sync.engine.delivery.collaborators import direct_waiter, thread_pool_sender
+from attentive_sync.engine.delivery.kinds import REBUILT
 from attentive_sync.engine.delivery.settle import settle_jobs
 from attentive_sync.engine.loyalty.relay import EventsConfig, run_relay, thread_deliverer
 from attentive_sync.engine.mapping import Mapper, identifiers_for
@@ -394,3 +395,42 @@ def test_a_results_file_longer_than_its_job_settles_on_the_job_only(runtime, emu
     assert extra["lines"] == 20_000
     assert report.counts["accepted"] == 3 and report.problems() == []
     assert {row["state"] for row in delta_rows(runtime)} == {"done"}
+
+
+def test_a_rebuilt_enter_queued_after_an_exit_sends_what_the_source_says(runtime, emulator):
+    """A backfill member re-queued as an enter just before they left (its membership read
+    first, the producer's exit queued in between) must not undo the exit."""
+    (cid,) = sendable_customers(runtime, 1, audience="vip")
+    now = datetime.now(timezone.utc)
+    with runtime.source.begin() as conn:
+        conn.execute(
+            delete(audience_members).where(
+                audience_members.c.audience_slug == "vip", audience_members.c.customer_id == cid
+            )
+        )
+    runtime.store.deltas.enqueue([NewDelta("vip", cid, "exit", now)])
+    late = NewDelta("vip", cid, "enter", now, f"{REBUILT}late-backfill-retry")
+    runtime.store.deltas.enqueue([late])
+    until_drained(runtime)
+    assert at_emulator(emulator, runtime, cid, "vip") is False
+    assert runtime.store.accepted.for_customer(cid)["vip"] is False
+
+
+def test_a_backfill_leaves_a_member_with_a_queued_change_to_the_queue(runtime, emulator):
+    """The member who just joined has their enter queued: the queue sends it, not the
+    backfill (whose read may be older than the change)."""
+    members = sendable_customers(runtime, 3, audience="vip")
+    now = datetime.now(timezone.utc)
+    runtime.store.deltas.enqueue([NewDelta("vip", members[0], "enter", now)])
+    report = run_backfill(
+        runtime,
+        CONFIG.model_copy(update={"audiences": ["vip"]}),
+        "bf",
+        thread_pool_sender(runtime, "bf", 2),
+        direct_waiter(runtime, 5.0, "bf"),
+    )
+    assert report.problems() == [] and report.counts["held_back"] == 1
+    assert at_emulator(emulator, runtime, members[0], "vip") is None
+    assert [at_emulator(emulator, runtime, c, "vip") for c in members[1:]] == [True, True]
+    until_drained(runtime)
+    assert at_emulator(emulator, runtime, members[0], "vip") is True

@@ -13,9 +13,8 @@ def check_key(
     base_url: str = typer.Option(None, help="Attentive base URL (default: ATTENTIVE_BASE_URL)."),
 ) -> None:
     """Call Attentive's /v1/me with ATTENTIVE_API_KEY and say which company it belongs to."""
-    overrides = {"base_url": base_url} if base_url else {}
     with user_errors(AttentiveError):
-        settings = AttentiveSettings(**overrides)
+        settings = AttentiveSettings(base_url=base_url) if base_url else AttentiveSettings()
         with AttentiveClient(settings) as client:
             info = client.me()
     console.print(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -11,11 +11,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from attentive_sync.domain.attributes import MAX_ATTRIBUTE_NAME, WELL_KNOWN
 
 IdentifierName = Literal["phone", "email", "clientUserId", "shopifyId", "klaviyoId"]
-WellKnownName = Literal[tuple(WELL_KNOWN)]  # type: ignore[valid-type]
 SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 MAX_BATCH = 256
-# The regions phonenumbers can parse national numbers for: a choice list in the Prefect UI.
-Region = Literal[tuple(sorted(phonenumbers.SUPPORTED_REGIONS))]  # type: ignore[valid-type]
+# Choice lists built at runtime: pydantic validates against (and the Prefect UI renders) the
+# Literal; a type checker cannot read a Literal of computed values, so it sees plain ``str``.
+if TYPE_CHECKING:
+    WellKnownName: TypeAlias = str
+    Region: TypeAlias = str
+else:
+    WellKnownName = Literal[tuple(WELL_KNOWN)]
+    # The regions phonenumbers can parse national numbers for.
+    Region = Literal[tuple(sorted(phonenumbers.SUPPORTED_REGIONS))]
 
 
 class ExportConfig(BaseModel):

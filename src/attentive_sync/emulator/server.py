@@ -8,6 +8,7 @@ import threading
 from types import TracebackType
 
 import uvicorn
+from starlette.applications import Starlette
 
 from attentive_sync.emulator.app import create_app
 from attentive_sync.emulator.config import EmulatorConfig
@@ -50,11 +51,9 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _uvicorn_config(config: EmulatorConfig, **options: object) -> uvicorn.Config:
+def _uvicorn_config(app: Starlette) -> uvicorn.Config:
     # No access log: request paths of the custom-attributes read carry phones and emails.
-    return uvicorn.Config(
-        create_app(config), access_log=False, lifespan="off", log_level="warning", **options
-    )
+    return uvicorn.Config(app, access_log=False, lifespan="off", log_level="warning")
 
 
 class EmulatorServer:
@@ -67,8 +66,9 @@ class EmulatorServer:
     def __init__(
         self, config: EmulatorConfig | None = None, host: str = "127.0.0.1", port: int = 0
     ) -> None:
-        self._uvicorn = _uvicorn_config(config or EmulatorConfig())
-        self.state: EmulatorState = self._uvicorn.app.state.emulator  # type: ignore[attr-defined]
+        app = create_app(config or EmulatorConfig())
+        self.state: EmulatorState = app.state.emulator
+        self._uvicorn = _uvicorn_config(app)
         self._host = host
         self._port = port
         self._server: uvicorn.Server | None = None
@@ -136,4 +136,5 @@ def serve(config: EmulatorConfig | None = None, host: str = "127.0.0.1", port: i
     """
     _quiet_dropped_connections()
     with bind(host, port) as sock:
-        uvicorn.Server(_uvicorn_config(config or EmulatorConfig())).run(sockets=[sock])
+        app = create_app(config or EmulatorConfig())
+        uvicorn.Server(_uvicorn_config(app)).run(sockets=[sock])

@@ -29,7 +29,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 
 from pydantic import SecretStr
 from sqlalchemy import Engine, Table, select
@@ -105,13 +105,15 @@ def _check_reused(
     """Raise ``ReusedId`` for the first item whose key is held with other content."""
     sent: dict[str, Mapping[str, Any]] = {}
     for item in items:
-        values = item.values()
+        values: Mapping[str, Any] = item.values()
         earlier = sent.setdefault(item.key, values)
         if earlier is not values and _canonical(earlier, fields) != _canonical(values, fields):
             raise ReusedId(item.key)
     column = table.c[key_column]
     with engine.connect() as conn:
-        stored = conn.execute(select(table).where(column.in_(list(sent)[:1000]))).mappings().all()
+        rows = conn.execute(select(table).where(column.in_(list(sent)[:1000]))).mappings().all()
+    # Keyed by column name; RowMapping's key type also admits Column objects, hence the cast.
+    stored = cast(Sequence[Mapping[str, Any]], rows)
     for row in stored:
         values = sent[row[key_column]]
         if same is not None:

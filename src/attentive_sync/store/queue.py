@@ -256,13 +256,15 @@ class Queue(Generic[N, R]):
         attempts reset; returns (requeued, superseded) seqs (see ``_requeue``)."""
         return requeue(conn, self._t, self.spec.supersede_key, seqs, now)
 
-    def customers_unfinished(self, customer_ids: Sequence[int]) -> set[int]:
-        """Which of ``customer_ids`` have a row not finished yet (pending, leased, inflight)."""
-        t, found = self._t, set[int]()
+    def unfinished(self, customer_ids: Sequence[int], *columns: str) -> set[tuple[Any, ...]]:
+        """``(customer_id, *columns)`` of the rows of ``customer_ids`` not finished yet
+        (pending, leased or inflight)."""
+        t, found = self._t, set[tuple[Any, ...]]()
+        selected = [t.c.customer_id, *(t.c[name] for name in columns)]
         with self._engine.connect() as conn:
             for among in _sql.member_of(conn, t.c.customer_id, customer_ids):
-                stmt = select(t.c.customer_id).where(among, t.c.state.in_(UNFINISHED_STATES))
-                found.update(conn.execute(stmt).scalars())
+                stmt = select(*selected).where(among, t.c.state.in_(UNFINISHED_STATES))
+                found.update(tuple(row) for row in conn.execute(stmt))
         return found
 
     def get(self, seqs: Sequence[int]) -> list[R]:

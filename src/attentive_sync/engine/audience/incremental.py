@@ -1,8 +1,10 @@
 """The incremental export: queued enter/exit deltas, coalesced, packed, in order.
 
 Within one lease the latest delta per (customer, audience) wins; the ones it overtook are
-done without being sent. Across leases, order is the queue's job: a customer's next change
-is not leasable while the job carrying their previous change is unfinished.
+done without being sent. A delta the engine rebuilt from the source (a backfill member sent
+again) sends what the source says at the time, so it never undoes a change made meanwhile.
+Across leases, order is the queue's job: a customer's next change is not leasable while a
+job carrying an earlier write of theirs is unfinished.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from dataclasses import dataclass, field
 from attentive_sync.domain.errors import RecordRejected
 from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.engine.delivery.batching import Batcher
+from attentive_sync.engine.delivery.kinds import is_rebuilt
 from attentive_sync.engine.delivery.submit import Batch, make_batch
 from attentive_sync.engine.mapping import Mapper, customer_row
 from attentive_sync.engine.runtime import Runtime
-from attentive_sync.sources.loyalty import load_customers
+from attentive_sync.sources.loyalty import load_customers, members_among
 from attentive_sync.store.jobs import JobItem
 from attentive_sync.store.records import QueuedDelta
 
@@ -46,6 +49,15 @@ def coalesce(rows: list[QueuedDelta]) -> tuple[list[QueuedDelta], list[QueuedDel
     return kept, [r for r in rows if r.seq not in kept_seqs]
 
 
+def _members_now(runtime: Runtime, rows: list[QueuedDelta]) -> set[tuple[str, int]]:
+    """Which of ``rows``' (audience, customer) pairs are members at the source now."""
+    found: set[tuple[str, int]] = set()
+    for audience in {row.audience for row in rows}:
+        among = [row.customer_id for row in rows if row.audience == audience]
+        found |= {(audience, cid) for cid in members_among(runtime.source, audience, among)}
+    return found
+
+
 def plan_incremental(
     runtime: Runtime, config: ExportConfig, owner: str, limit: int = 5000
 ) -> IncrementalPlan:
@@ -61,10 +73,16 @@ def plan_incremental(
     customers = {
         c["customer_id"]: c for c in load_customers(runtime.source, {r.customer_id for r in kept})
     }
+    current = _members_now(runtime, [r for r in kept if is_rebuilt(r.delta_key)])
     mapper, batcher = Mapper(config), Batcher[tuple](config.batch_size)
     closed: list[list[tuple]] = []
     for row in kept:
-        membership = {row.audience: row.action == "enter"}
+        member = (
+            (row.audience, row.customer_id) in current
+            if is_rebuilt(row.delta_key)
+            else row.action == "enter"
+        )
+        membership = {row.audience: member}
         try:
             user = mapper.map(customer_row(customers, row.customer_id), membership)
         except RecordRejected as exc:

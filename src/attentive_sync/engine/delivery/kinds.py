@@ -147,8 +147,9 @@ class BackfillMember:
         return run_key, audience, int(customer)
 
     def sendable(self, runtime: Runtime, refs: Sequence[str], owner: str) -> set[str]:
-        """Members no recorded job carries, still members now, and whose customer has no
-        other write unfinished; the rest of those go to the back of the delta queue.
+        """Members no recorded job carries and still members now, whose audience has no
+        change of theirs queued (the queue has the later word) and whose customer no
+        unfinished job or hold names; those go to the back of the delta queue instead.
 
         The batch's customers are held first, so a delta leased from here on waits for
         this batch's job; a delta already leased or sent shows up in the checks.
@@ -165,18 +166,23 @@ class BackfillMember:
         runtime.store.holds.hold(customers, holder, "backfill", until)
         busy = runtime.store.jobs.customers_in_flight(customers)
         busy |= runtime.store.holds.held(customers, now=now, but=holder)
-        busy |= runtime.store.deltas.customers_unfinished(customers)
+        queued = {(a, c) for c, a in runtime.store.deltas.unfinished(customers, "audience")}
         members: set[tuple[str, int]] = set()
         for audience in {audience for _, audience, _ in parsed.values()}:
             among = [cid for _, a, cid in parsed.values() if a == audience]
             members |= {(audience, cid) for cid in members_among(runtime.source, audience, among)}
+        members -= queued
         deferred = [
             ref for ref, (_, a, cid) in parsed.items() if (a, cid) in members and cid in busy
         ]
         self.requeue_as_deltas(runtime, deferred, owner, now)
-        return {
+        allowed = {
             ref for ref, (_, a, cid) in parsed.items() if (a, cid) in members and cid not in busy
         }
+        # Only the customers about to be submitted stay held (``after_send`` frees them).
+        going = {parsed[ref][2] for ref in allowed}
+        runtime.store.holds.release(holder, [cid for cid in customers if cid not in going])
+        return allowed
 
     @staticmethod
     def holder(owner: str) -> str:
@@ -220,13 +226,23 @@ def park(
     )
 
 
+REBUILT = "rebuilt:"
+
+
+def is_rebuilt(delta_key: str) -> bool:
+    """Whether a delta was queued by the engine from the source's state (a backfill member
+    sent again) rather than by a producer reporting a change: such a delta sends what
+    the source says when it is sent, since a change may have come between."""
+    return delta_key.startswith(REBUILT)
+
+
 def rebuilt_enter(source: Engine, ref: str, origin: str, now: datetime) -> NewDelta | None:
     """The ``enter`` delta that re-sends a backfill member, if they are still a member;
     ``origin`` (what failed or was replayed) makes its key, so doing it twice stores one."""
     _, audience, customer_id = BackfillMember.parse(ref)
     if not is_member(source, audience, customer_id):
         return None
-    key = "rebuilt:" + hashlib.sha256(origin.encode()).hexdigest()[:40]
+    key = REBUILT + hashlib.sha256(origin.encode()).hexdigest()[:40]
     return NewDelta(audience, customer_id, "enter", now, key)
 
 
