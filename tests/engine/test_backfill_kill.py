@@ -83,7 +83,7 @@ def test_sigkill_mid_backfill_then_resume(db_url, emulator):
     accepted = {
         (audience, cid)
         for audience, cid in pairs
-        if runtime.store.accepted.for_customer(cid).get(audience)
+        if runtime.store.accepted.for_customers([cid]).get(cid, {}).get(audience)
     }
     # Every valid member is accepted, or (the ones the kill left mid-submission, whose fate
     # is unknown, and those queued behind them) waits as an enter delta: nothing is lost.

@@ -105,7 +105,7 @@ def test_a_failed_job_is_sent_again_on_a_later_run(fast, emulator):
     (row,) = delta_rows(fast)
     assert row["state"] == "done"
     assert at_emulator(emulator, fast, cid, "vip") is True
-    assert fast.store.accepted.for_customer(cid)["vip"] is True
+    assert fast.store.accepted.for_customers([cid]).get(cid, {})["vip"] is True
 
 
 def test_retryable_record_results_and_unreadable_results_are_sent_again(fast, emulator):
@@ -245,7 +245,7 @@ def test_backfill_and_exits_with_half_slow_jobs_every_exited_customer_ends_false
     time.sleep(0.7)  # any slow job still running has landed
     assert [at_emulator(emulator, runtime, c, "vip") for c in leaving] == [False] * len(leaving)
     for cid in leaving:
-        assert runtime.store.accepted.for_customer(cid)["vip"] is False
+        assert runtime.store.accepted.for_customers([cid]).get(cid, {})["vip"] is False
 
 
 def test_a_job_is_settled_by_one_run(runtime, emulator):
@@ -413,7 +413,7 @@ def test_a_rebuilt_enter_queued_after_an_exit_sends_what_the_source_says(runtime
     runtime.store.deltas.enqueue([late])
     until_drained(runtime)
     assert at_emulator(emulator, runtime, cid, "vip") is False
-    assert runtime.store.accepted.for_customer(cid)["vip"] is False
+    assert runtime.store.accepted.for_customers([cid]).get(cid, {})["vip"] is False
 
 
 def test_a_backfill_leaves_a_member_with_a_queued_change_to_the_queue(runtime, emulator):

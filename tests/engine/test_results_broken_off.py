@@ -55,5 +55,5 @@ def test_no_record_is_settled_from_a_results_file_cut_mid_way(runtime, emulator)
     assert report.counts["retried"] == 20
     assert runtime.store.deltas.counts()["pending"] == 20  # all back for a later run
     assert runtime.store.quarantine.summary() == {}
-    assert all(runtime.store.accepted.for_customer(cid) == {} for cid in ids)
+    assert all(runtime.store.accepted.for_customers([cid]).get(cid, {}) == {} for cid in ids)
     cutting.client.close()

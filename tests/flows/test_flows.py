@@ -81,7 +81,7 @@ def test_audience_flows_under_prefect(flow_env, emulator):
     store.deltas.enqueue([NewDelta("vip", customer, "exit", now)])
     inc = FLOWS["audience-incremental"](config=CONFIG, wait_seconds=10)
     assert inc["leased"] == 1 and inc["accepted"] == 1
-    assert store.accepted.for_customer(customer)["vip"] is False
+    assert store.accepted.for_customers([customer]).get(customer, {})["vip"] is False
 
 
 @pytest.mark.prefect

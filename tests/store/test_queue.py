@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from attentive_sync.store import InvalidRecordError, NewDelta, Store
+from attentive_sync.store.queue import set_inflight
+from attentive_sync.store.tables import audience_deltas
 from tests.store.helpers import T0, at, delta, event
+
+
+def inflight(store: Store, seqs: list[int], job_id: str) -> None:
+    """Mark leased rows as carried by ``job_id`` (what recording a job does to them)."""
+    with store.engine.begin() as conn:
+        set_inflight(conn, audience_deltas, seqs, job_id)
 
 
 def seqs(rows) -> list[int]:
@@ -64,7 +72,7 @@ def test_an_expired_lease_is_taken_again_by_another_worker(store: Store) -> None
 def test_inflight_holds_back_that_customer_only(store: Store) -> None:
     store.deltas.enqueue([delta(1), delta(2), delta(1, "exit", minute=1), delta(3)], now=T0)
     enter_1, enter_2 = store.deltas.lease(2, 60, "w", now=T0)
-    store.deltas.mark_inflight([enter_1.seq, enter_2.seq], "job-1")
+    inflight(store, [enter_1.seq, enter_2.seq], "job-1")
 
     # Customer 1's exit waits for the job carrying their enter; customer 3 does not.
     assert [row.customer_id for row in store.deltas.lease(10, 60, "w", now=at(600))] == [3]
@@ -177,7 +185,7 @@ def test_a_replayed_row_waits_while_its_customer_has_a_newer_row_in_flight(
     old = store.deltas.lease(1, 60, "w", now=T0)
     store.deltas.quarantine(seqs(old), "invalid_phone", "bad phone", by="w")
     newer = store.deltas.lease(1, 60, "w", now=at(1))
-    store.deltas.mark_inflight(seqs(newer), "job-1")
+    inflight(store, seqs(newer), "job-1")
 
     store.quarantine.replay(now=at(2))
     assert store.deltas.lease(10, 60, "w", now=at(3)) == []

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
 from attentive_sync.store import NewDelta, QueuedDelta, Store
+from attentive_sync.store.queue import set_inflight
 from attentive_sync.store.tables import audience_deltas, quarantine
 from tests.store.helpers import T0, at
 
@@ -23,6 +24,12 @@ steps = st.lists(
     ),
     max_size=30,
 )
+
+
+def inflight(store: Store, seqs: list[int], job_id: str) -> None:
+    """Mark leased rows as carried by ``job_id`` (what recording a job does to them)."""
+    with store.engine.begin() as conn:
+        set_inflight(conn, audience_deltas, seqs, job_id)
 
 
 def expected_lease(rows: list[QueuedDelta], limit: int, now: datetime) -> list[int]:
@@ -55,7 +62,7 @@ def _apply(store: Store, op: str, pick: int, held: list[int], now: datetime) -> 
     elif op == "nack":
         store.deltas.nack(seq, "try later", retry_at=at((now - T0).total_seconds() + 100), by=by)
     elif op == "inflight":
-        store.deltas.mark_inflight(seq, f"job-{seq[0]}")
+        inflight(store, seq, f"job-{seq[0]}")
     else:
         store.deltas.quarantine(seq, "bad", "never works", by=by, now=now)
 

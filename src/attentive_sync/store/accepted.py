@@ -77,10 +77,3 @@ class AcceptedAttributes:
                 for cid, name, value in conn.execute(stmt):
                     found.setdefault(cid, {})[name] = value
         return found
-
-    def for_customer(self, customer_id: int) -> dict[str, Any]:
-        """Attribute name -> last accepted value, for one customer."""
-        table = accepted_attributes
-        stmt = select(table.c.name, table.c.value).where(table.c.customer_id == customer_id)
-        with self._engine.connect() as conn:
-            return {name: value for name, value in conn.execute(stmt)}

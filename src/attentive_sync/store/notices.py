@@ -6,10 +6,9 @@ row first owns the notice, so two runs, or two workers, never send the same one 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, select, tuple_
+from sqlalchemy import Engine, delete
 
 from attentive_sync.store import _sql
 from attentive_sync.store.tables import notices_sent
@@ -54,16 +53,3 @@ class Notices:
                 )
             )
         return result.rowcount == 1
-
-    def already_sent(self, kind: str, keys: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
-        """Which of these (customer_id, period_key) pairs were sent for ``kind``."""
-        table = notices_sent
-        found: set[tuple[int, str]] = set()
-        with self._engine.connect() as conn:
-            for chunk in _sql.chunks(list(dict.fromkeys(keys))):
-                stmt = select(table.c.customer_id, table.c.period_key).where(
-                    table.c.kind == kind,
-                    tuple_(table.c.customer_id, table.c.period_key).in_(chunk),
-                )
-                found.update((customer_id, period) for customer_id, period in conn.execute(stmt))
-        return found

@@ -77,7 +77,7 @@ class Queue(Generic[N, R]):
     def __init__(self, engine: Engine, spec: QueueSpec[N, R]) -> None:
         self._engine = engine
         self.spec: QueueSpec[N, R] = spec
-        self._t = spec.table
+        self._t: Table = spec.table
 
     def enqueue(self, items: Iterable[N], *, now: datetime | None = None) -> EnqueueResult:
         """Store new items; an item whose key is already queued is acknowledged, not stored."""
@@ -131,11 +131,6 @@ class Queue(Generic[N, R]):
                 )
         leased = {"state": "leased", "lease_owner": owner, "lease_expires_at": expires}
         return [self.spec.row_type.from_mapping({**row, **leased}) for row in taken]
-
-    def mark_inflight(self, seqs: Sequence[int], job_id: str) -> int:
-        """Record that job ``job_id`` carries these leased rows; returns how many moved."""
-        with self._engine.begin() as conn:
-            return set_inflight(conn, self._t, seqs, job_id)
 
     def owned(self, seqs: Sequence[int], by: str) -> set[int]:
         """Which of ``seqs`` ``by`` (a lease owner or a job id) still holds."""
@@ -259,8 +254,9 @@ class Queue(Generic[N, R]):
     def unfinished(self, customer_ids: Sequence[int], *columns: str) -> set[tuple[Any, ...]]:
         """``(customer_id, *columns)`` of the rows of ``customer_ids`` not finished yet
         (pending, leased or inflight)."""
-        t, found = self._t, set[tuple[Any, ...]]()
-        selected = [t.c.customer_id, *(t.c[name] for name in columns)]
+        t: Table = self._t
+        found: set[tuple[Any, ...]] = set()
+        selected = [t.c.customer_id, *[t.c[name] for name in columns]]
         with self._engine.connect() as conn:
             for among in _sql.member_of(conn, t.c.customer_id, customer_ids):
                 stmt = select(*selected).where(among, t.c.state.in_(UNFINISHED_STATES))
