@@ -13,6 +13,7 @@ from typing import Any, cast
 
 from prefect import get_run_logger
 from prefect.blocks.system import Secret
+from prefect.settings import PREFECT_API_URL
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -53,7 +54,14 @@ def preflight(config: ExportConfig, log: bool = True) -> Runtime:
 
 
 def load_api_key_from_secret_block() -> None:
-    """Put the Secret block's value in this process's environment (no key is set there)."""
+    """Put the Secret block's value in this process's environment (no key is set there).
+
+    Blocks live on a Prefect server: with no ``PREFECT_API_URL`` there is none to ask (a
+    temporary server would start only to find nothing), so the key must come from the
+    environment.
+    """
+    if not PREFECT_API_URL.value():
+        return
     name = os.environ.get("ATTENTIVE_SYNC_API_KEY_BLOCK", SECRET_BLOCK)
     try:
         # Called outside an event loop, so the sync/async dispatch returns the block itself.

@@ -7,7 +7,6 @@ from typer.testing import CliRunner
 
 from attentive_sync.cli import app
 from attentive_sync.cli.run_cmds import parse_params
-from attentive_sync.store import init_db
 
 runner = CliRunner()
 
@@ -35,12 +34,6 @@ def test_uninitialised_store(env):
 def test_invalid_parameters_named(env):
     result = invoke("audience-backfill", "-p", 'config={"audiences": ["bad slug!"]}', env=env)
     assert result.exit_code == 1 and "audience slugs" in result.output
-
-
-def test_missing_key(env):
-    init_db(env["ATTENTIVE_SYNC_DB_URL"])
-    result = invoke("audience-incremental", env=env | {"ATTENTIVE_API_KEY": ""})
-    assert result.exit_code == 1 and "ATTENTIVE_API_KEY" in result.output
 
 
 def test_params_parse_json_text_and_files(tmp_path):

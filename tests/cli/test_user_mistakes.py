@@ -92,6 +92,12 @@ MISTAKES = [
         env=(("ATTENTIVE_API_KEY", "not-the-key"),),
     ),
     Mistake(
+        "no API key",
+        ("run", "audience-incremental"),
+        "no Attentive API key: set ATTENTIVE_API_KEY",
+        env=(("ATTENTIVE_API_KEY", ""),),
+    ),
+    Mistake(
         "malformed base URL",
         ("run", "loyalty-events"),
         "ATTENTIVE_BASE_URL must be an http(s) URL",

@@ -138,3 +138,17 @@ def test_notice_flows_under_prefect(flow_env, emulator):
     day = (NOW + timedelta(days=20)).date()
     expiry = FLOWS["expiry-notice"](config=CONFIG, as_of=day, wait_seconds=10)
     assert expiry["accepted_events"] == expiry["to_send"] > 0
+
+
+@pytest.mark.prefect
+def test_the_api_key_comes_from_a_prefect_secret_block(flow_env, emulator, monkeypatch):
+    from prefect.blocks.system import Secret
+
+    from attentive_sync.flows._preflight import load_api_key_from_secret_block
+
+    Secret(value=DEMO_API_KEY).save("attentive-api-key", overwrite=True)
+    monkeypatch.delenv("ATTENTIVE_API_KEY")
+    load_api_key_from_secret_block()
+    assert os.environ["ATTENTIVE_API_KEY"] == DEMO_API_KEY
+    counts = FLOWS["audience-incremental"](config=CONFIG, wait_seconds=5)
+    assert counts["leased"] == 0
