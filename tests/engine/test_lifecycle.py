@@ -434,3 +434,22 @@ def test_a_backfill_leaves_a_member_with_a_queued_change_to_the_queue(runtime, e
     assert [at_emulator(emulator, runtime, c, "vip") for c in members[1:]] == [True, True]
     until_drained(runtime)
     assert at_emulator(emulator, runtime, members[0], "vip") is True
+
+
+def test_a_job_whose_settler_died_is_settled_by_the_next_run(runtime, emulator):
+    (cid,) = sendable_customers(runtime, 1)
+    runtime.store.deltas.enqueue([NewDelta("vip", cid, "enter", datetime.now(timezone.utc))])
+    (row,) = runtime.store.deltas.lease(10, 60, "a")
+    (customer,) = load_customers(runtime.source, [cid])
+    job_id = runtime.client.submit_bulk_users(
+        [Mapper(CONFIG).map(customer, {"vip": True}).to_wire()]
+    )
+    runtime.store.jobs.record_job(
+        job_id, "audience_incremental", [JobItem(cid, "delta", str(row.seq), {"vip": True})]
+    )
+    assert runtime.store.jobs.claim_for_settling([job_id], "killed-run", 0.2) == [job_id]
+    time.sleep(0.3)  # the dead run's claim runs out
+    report = incremental(runtime)
+    assert report.counts["jobs_settled"] == 1 and report.counts["accepted"] == 1
+    assert runtime.store.deltas.get([row.seq])[0].state == "done"
+    assert at_emulator(emulator, runtime, cid, "vip") is True

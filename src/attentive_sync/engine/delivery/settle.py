@@ -30,8 +30,11 @@ log = logging.getLogger("attentive_sync.engine")
 
 LOST = "LOST"
 POLL_SLICE = 200
-# How long a run may take to settle the jobs it claimed before another run may.
-SETTLE_CLAIM_SECONDS = 300.0
+# How long a run may take to settle a job it claimed before another run may. Settling is
+# a results download of at most 256 lines and a few transactions; were a claim to run out
+# mid-settlement, every row transition still checks the row is the job's, so a second
+# settlement changes nothing twice.
+SETTLE_CLAIM_SECONDS = 60.0
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -84,13 +87,16 @@ def settle_jobs(
 ) -> list[SettleResult]:
     """Settle the finished ``jobs`` this run can claim; jobs another run holds are left
     to it (they are neither settled twice nor waited on here)."""
-    claimed = set(
-        runtime.store.jobs.claim_for_settling(
-            [job.job_id for job in jobs], owner, SETTLE_CLAIM_SECONDS
-        )
-    )
-    mine = [job for job in jobs if job.job_id in claimed]
-    return _fan_out(lambda job: settle_job(runtime, job), mine, workers)
+    settled = _fan_out(lambda job: _claim_and_settle(runtime, job, owner), jobs, workers)
+    return [result for result in settled if result is not None]
+
+
+def _claim_and_settle(runtime: Runtime, job: BulkJob, owner: str) -> SettleResult | None:
+    # Claimed one job at a time, just before it is settled, and briefly: a run killed
+    # while settling holds its job (and the job's customers) back for seconds, not minutes.
+    if not runtime.store.jobs.claim_for_settling([job.job_id], owner, SETTLE_CLAIM_SECONDS):
+        return None
+    return settle_job(runtime, job)
 
 
 def _results(runtime: Runtime, job: BulkJob, carried: int) -> tuple[dict[int, RecordResult], str]:
