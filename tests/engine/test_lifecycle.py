@@ -453,3 +453,45 @@ def test_a_job_whose_settler_died_is_settled_by_the_next_run(runtime, emulator):
     assert report.counts["jobs_settled"] == 1 and report.counts["accepted"] == 1
     assert runtime.store.deltas.get([row.seq])[0].state == "done"
     assert at_emulator(emulator, runtime, cid, "vip") is True
+
+
+def test_a_record_answered_503_in_the_results_is_sent_again(fast, emulator):
+    cids = sendable_customers(fast, 2)
+    now = datetime.now(timezone.utc)
+    fast.store.deltas.enqueue([NewDelta("vip", c, "enter", now) for c in cids])
+    real_iter = fast.client.iter_bulk_results
+    calls = {"n": 0}
+
+    def first_record_busy(url):
+        calls["n"] += 1
+        for result in real_iter(url):
+            if calls["n"] == 1 and result.index == 0:
+                yield RecordResult(0, 503, "temporarily unavailable", result.request)
+            else:
+                yield result
+
+    fast.client.iter_bulk_results = first_record_busy  # type: ignore[method-assign]
+    first = incremental(fast)
+    assert first.counts["accepted"] == 1 and first.counts["retried"] == 1
+    until_drained(fast)
+    rows = sorted(delta_rows(fast), key=lambda r: r["seq"])
+    assert [(r["state"], r["attempts"]) for r in rows] == [("done", 1), ("done", 0)]
+    assert "temporarily unavailable" in rows[0]["last_error"]
+    assert [at_emulator(emulator, fast, c, "vip") for c in cids] == [True, True]
+
+
+def test_a_job_attentive_no_longer_knows_is_sent_again(fast, emulator):
+    (cid,) = sendable_customers(fast, 1)
+    fast.store.deltas.enqueue([NewDelta("vip", cid, "enter", datetime.now(timezone.utc))])
+    (row,) = fast.store.deltas.lease(10, 60, "gone")
+    fast.store.jobs.record_job(
+        "job-attentive-forgot",
+        "audience_incremental",
+        [JobItem(cid, "delta", str(row.seq), {"vip": True})],
+    )
+    until_drained(fast)
+    assert fast.store.jobs.get("job-attentive-forgot").status == "LOST"
+    (after,) = delta_rows(fast)
+    assert (after["state"], after["attempts"]) == ("done", 1)
+    assert "no longer knows" in after["last_error"]
+    assert at_emulator(emulator, fast, cid, "vip") is True
