@@ -6,6 +6,7 @@ both what Attentive ended up holding and what the store says about every record.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
@@ -495,3 +496,27 @@ def test_a_job_attentive_no_longer_knows_is_sent_again(fast, emulator):
     assert (after["state"], after["attempts"]) == ("done", 1)
     assert "no longer knows" in after["last_error"]
     assert at_emulator(emulator, fast, cid, "vip") is True
+
+
+def test_a_record_attentive_refuses_is_quarantined_and_the_rest_applied(runtime, emulator):
+    cids = sendable_customers(runtime, 3)
+    now = datetime.now(timezone.utc)
+    runtime.store.deltas.enqueue([NewDelta("vip", c, "enter", now) for c in cids])
+    real_iter = runtime.client.iter_bulk_results
+
+    def second_refused(url):
+        for result in real_iter(url):
+            if result.index == 1:
+                yield RecordResult(1, 400, "email is not valid", result.request)
+            else:
+                yield result
+
+    runtime.client.iter_bulk_results = second_refused  # type: ignore[method-assign]
+    report = incremental(runtime)
+    assert report.counts["accepted"] == 2 and report.counts["rejected"] == 1
+    (entry,) = runtime.store.quarantine.list(reason="rejected_by_attentive")
+    assert entry.customer_id == cids[1] and entry.detail == "email is not valid"
+    assert "@" not in json.dumps(entry.payload_masked).replace("***@", "")
+    states = [r["state"] for r in sorted(delta_rows(runtime), key=lambda r: r["seq"])]
+    assert states == ["done", "quarantined", "done"]
+    assert [at_emulator(emulator, runtime, c, "vip") for c in (cids[0], cids[2])] == [True, True]
