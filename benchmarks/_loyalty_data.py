@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from attentive_sync.domain.errors import RecordRejected
 from attentive_sync.domain.export_config import ExportConfig
-from attentive_sync.domain.loyalty import EventKey
+from attentive_sync.domain.loyalty.catalogue import EventKey
 from attentive_sync.engine.mapping import identifiers_for
 from attentive_sync.sources.schema import customers
 from attentive_sync.sources.seed import seed_program

@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from attentive_sync.domain.loyalty_selection import EventSelection
+from attentive_sync.domain.loyalty.selection import EventSelection
 from attentive_sync.engine.delivery.collaborators import direct_waiter, thread_pool_sender
 from attentive_sync.engine.loyalty.relay import EventsConfig, run_relay, thread_deliverer
 from attentive_sync.engine.runtime import build_runtime, shared_runtime

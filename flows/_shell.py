@@ -106,5 +106,5 @@ def publish(report: Report, key: str) -> dict[str, int]:
     for problem in report.problems():
         logger.error("report counts do not add up: %s", problem)
     create_markdown_artifact(report.to_markdown(), key=key, description=report.title)
-    logger.info("%s: %s", report.title, ", ".join(f"{k} {v:,}" for k, v in report.counts.items()))
+    logger.info(report.summary())
     return dict(report.counts)

@@ -35,7 +35,7 @@ def make_client(fake_time):
         cfg = AttentiveSettings(api_key=SecretStr("sk-test-123"), base_url=BASE, **settings)
         buckets = {
             g: TokenBucket(1000, clock=fake_time.clock, sleep=fake_time.sleep)
-            for g in ("bulk", "jobs", "results", "events", "attributes", "me")
+            for g in ("bulk", "jobs", "results", "events", "me")
         }
         return AttentiveClient(cfg, sleep=fake_time.sleep, rand=lambda: 0.5, buckets=buckets)
 

@@ -10,7 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from attentive_sync.domain.events import TYPE_FORBIDDEN_CHARS, check_event_type
-from attentive_sync.domain.loyalty import (
+from attentive_sync.domain.loyalty.attributes import (
+    PROFILE_ATTRIBUTES,
+    attribute_names,
+    attribute_prefix,
+    profile_attributes,
+)
+from attentive_sync.domain.loyalty.catalogue import (
     EVENT_KEYS,
     TYPE_NAMES,
     EventKey,
@@ -18,25 +24,19 @@ from attentive_sync.domain.loyalty import (
     check_program_name,
     event_type,
 )
-from attentive_sync.domain.loyalty_attributes import (
-    PROFILE_ATTRIBUTES,
-    attribute_names,
-    attribute_prefix,
-    profile_attributes,
-)
-from attentive_sync.domain.loyalty_properties import (
+from attentive_sync.domain.loyalty.properties import (
     FIRST_TIER_ON_ENROLMENT,
     NO_SUPPORTED_REWARDS,
     PROPERTIES_MODELS,
     InvalidPayload,
     parse_properties,
 )
-from attentive_sync.domain.loyalty_rewards import (
+from attentive_sync.domain.loyalty.rewards import (
     UNSUPPORTED_REWARD_KINDS,
     AvailableReward,
     flatten_available_rewards,
 )
-from attentive_sync.domain.loyalty_selection import EventSelection, StalePolicy, is_stale
+from attentive_sync.domain.loyalty.selection import EventSelection, StalePolicy, is_stale
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "EVENTS.md"
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)

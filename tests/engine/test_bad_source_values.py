@@ -19,7 +19,7 @@ from support.loyalty_samples import SAMPLES
 from support.program import CONFIG
 
 from attentive_sync.domain.errors import RecordRejected
-from attentive_sync.domain.loyalty import EventKey, event_type
+from attentive_sync.domain.loyalty.catalogue import EventKey, event_type
 from attentive_sync.engine.audience.export import run_incremental
 from attentive_sync.engine.delivery.collaborators import direct_waiter, thread_pool_sender
 from attentive_sync.engine.loyalty.relay import EventsConfig, run_relay, thread_deliverer

@@ -18,8 +18,8 @@ from support.loyalty_samples import SAMPLES
 from support.program import CONFIG, make_runtime
 
 from attentive_sync.attentive import AttentiveClient, RecordResult, RetryableError
-from attentive_sync.domain.loyalty import EventKey
-from attentive_sync.domain.loyalty_attributes import attribute_names
+from attentive_sync.domain.loyalty.attributes import attribute_names
+from attentive_sync.domain.loyalty.catalogue import EventKey
 from attentive_sync.engine.audience.export import run_backfill, run_incremental
 from attentive_sync.engine.delivery.collaborators import direct_waiter, thread_pool_sender
 from attentive_sync.engine.delivery.kinds import REBUILT

@@ -12,8 +12,8 @@ from starlette.testclient import TestClient
 from support.loyalty_samples import EXPECTED_PROPERTIES, SAMPLES
 from support.program import CONFIG
 
-from attentive_sync.domain.loyalty import EventKey, event_type
-from attentive_sync.domain.loyalty_selection import EventSelection, StalePolicy
+from attentive_sync.domain.loyalty.catalogue import EventKey, event_type
+from attentive_sync.domain.loyalty.selection import EventSelection, StalePolicy
 from attentive_sync.engine.delivery.collaborators import direct_waiter, thread_pool_sender
 from attentive_sync.engine.loyalty.relay import EventsConfig, run_relay, thread_deliverer
 from attentive_sync.intake.app import create_intake_app

@@ -106,7 +106,7 @@ def test_loyalty_events_flow_under_prefect(flow_env, emulator):
             )
         ]
     )
-    from attentive_sync.domain.loyalty_selection import EventSelection
+    from attentive_sync.domain.loyalty.selection import EventSelection
     from attentive_sync.engine.loyalty.relay import EventsConfig
 
     # A model object as the parameter, as the Prefect UI form and Python callers pass it.

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
-from attentive_sync.domain.loyalty_rewards import UNSUPPORTED_REWARD_KINDS
+from attentive_sync.domain.loyalty.rewards import UNSUPPORTED_REWARD_KINDS
 from attentive_sync.sources import SeedError
 from attentive_sync.sources._people import IMPOSSIBLE_PHONES
 from attentive_sync.sources.schema import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from attentive_sync.domain.loyalty import EventKey
+from attentive_sync.domain.loyalty.catalogue import EventKey
 
 REWARDS = [
     {"reward_id": 11, "title": "$5 off", "kind": "voucher", "cost_points": 500},

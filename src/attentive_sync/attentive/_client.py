@@ -31,7 +31,7 @@ T = TypeVar("T")
 MAX_BULK_USERS = 256
 # Endpoint group -> which rate limit applies (Attentive limits per key and endpoint).
 BULK, JOBS, RESULTS = "bulk", "jobs", "results"
-EVENTS, ATTRIBUTES, ME = "events", "attributes", "me"
+EVENTS, ME = "events", "me"
 
 
 class AttentiveClient:
@@ -93,7 +93,6 @@ class AttentiveClient:
             JOBS: bulk,
             RESULTS: bulk,
             EVENTS: default,
-            ATTRIBUTES: default,
             ME: default,
         }
         return {group: shared_bucket(owner, group, rate) for group, rate in rates.items()}
@@ -280,10 +279,6 @@ class AttentiveClient:
 
     def send_custom_event(self, event: Mapping[str, Any]) -> None:
         self._request(EVENTS, "POST", "/v1/events/custom", json=dict(event))
-
-    def set_custom_attributes(self, user: Mapping[str, Any], properties: Mapping[str, Any]) -> None:
-        body = {"user": dict(user), "properties": dict(properties)}
-        self._request(ATTRIBUTES, "POST", "/v1/attributes/custom", json=body)
 
 
 def _has_request(exc: httpx.TransportError) -> bool:

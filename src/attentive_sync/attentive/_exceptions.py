@@ -108,7 +108,6 @@ class ResultsUnreadable(AttentiveError):
 REQUIRED_SCOPES = {
     "bulk": "attributes:write and subscriptions:write",
     "events": "events:write",
-    "attributes": "attributes:write",
 }
 
 

@@ -1,9 +1,59 @@
-"""Run reports whose counts add up, rendered as Markdown for the Prefect UI (and the terminal)."""
+"""Run reports whose counts add up, rendered as Markdown for the Prefect UI (and the terminal).
+
+Counts are listed in the order the run added them, which is the order of its pipeline, each
+with a one-line meaning for the person reading it.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+
+MEANINGS: dict[str, str] = {
+    "members_read": "audience members read from the source",
+    "considered": "customers the computation looked at",
+    "eligible": "customers the rules make due for this notice",
+    "with_balance": "customers with points left",
+    "due": "customers whose points expire within the notice period",
+    "already_notified": "due, but notified for this period before",
+    "already_noticed": "due, but notified for this expiry before",
+    "to_send": "notices this run owes",
+    "claimed": "notices this run claimed and queued",
+    "claimed_before": "notices an earlier run had claimed already",
+    "attribute_writes_queued": "attribute writes queued for the notices' figures",
+    "leased": "queued records this run took",
+    "coalesced": "changes overtaken by a later change of the same customer and audience",
+    "not_exported": "changes for audiences this configuration does not export",
+    "early_flushes": "batches closed early so one customer's two changes go in order",
+    "quarantined": "records that can never be sent as they are (see `quarantine list`)",
+    "skipped_already_sent": "members a recorded job of this backfill carries already",
+    "skipped_already_quarantined": "members the quarantine holds already",
+    "writes_leased": "attribute writes this run took",
+    "writes_overtaken": "writes a later write of the same customer covers",
+    "writes_unchanged": "writes whose values Attentive holds already (not sent)",
+    "writes_quarantined": "writes that can never be sent as they are",
+    "records_sent": "records submitted in bulk jobs",
+    "rejected_on_submit": "records Attentive refused when submitted (quarantined)",
+    "held_back": "records left out by their state: carried, taken over, or queued behind a write",
+    "uncertain_submissions": "records whose request may have reached Attentive unanswered",
+    "bulk_requests": "bulk requests made (a refused request is split to find the bad record)",
+    "jobs": "bulk jobs Attentive accepted",
+    "jobs_settled": "jobs whose results were applied (this run's and earlier runs')",
+    "jobs_unfinished": "jobs still running at the deadline (a later run settles them)",
+    "accepted": "records Attentive applied",
+    "rejected": "records Attentive refused (quarantined with its message)",
+    "retried": "records sent back to their queue for another attempt",
+    "parked": "records out of attempts (quarantined as retries_exhausted)",
+    "profile_writes_queued": "loyalty profile writes queued for customers with events",
+    "accepted_events": "custom events Attentive accepted",
+    "rejected_events": "custom events Attentive refused (quarantined)",
+    "retry_later": "custom events to try again later",
+    "retries_exhausted": "custom events out of attempts (quarantined)",
+    "not_selected": "events the merchant's selection leaves out",
+    "stale_sent": "events older than 12 hours, sent (they trigger no journey)",
+    "stale_skipped": "events older than 12 hours, skipped by the stale policy",
+    "dropped": "events the contract says trigger nothing (e.g. no supported reward)",
+}
 
 
 @dataclass
@@ -14,7 +64,6 @@ class Report:
     counts: Counter[str] = field(default_factory=Counter)
     identities: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
 
     def add(self, name: str, amount: int = 1) -> None:
         self.counts[name] += amount
@@ -22,11 +71,12 @@ class Report:
     def merge(self, other: Report) -> None:
         self.counts.update(other.counts)
         self.notes.extend(other.notes)
-        for name, seconds in other.timings.items():
-            self.timings[name] = self.timings.get(name, 0.0) + seconds
+        for total, parts in other.identities:
+            self.must_add_up(total, *parts)
 
     def must_add_up(self, total: str, *parts: str) -> None:
-        self.identities.append((total, parts))
+        if (total, parts) not in self.identities:
+            self.identities.append((total, parts))
 
     def problems(self) -> list[str]:
         """Identities that do not hold; an empty list means every count is accounted for."""
@@ -40,17 +90,22 @@ class Report:
     def _holds(self, total: str, parts: tuple[str, ...]) -> bool:
         return self.counts[total] == sum(self.counts[p] for p in parts)
 
+    def summary(self) -> str:
+        """One line for a log: the counts that are not zero, in pipeline order."""
+        shown = [f"{name} {value:,}" for name, value in self.counts.items() if value]
+        return f"{self.title}: {', '.join(shown) or 'nothing to do'}"
+
     def to_markdown(self) -> str:
-        lines = [f"# {self.title}", "", "| count | value |", "|---|---:|"]
-        lines += [f"| {name} | {value:,} |" for name, value in self.counts.items()]
+        lines = [f"# {self.title}", "", "| count | value | meaning |", "|---|---:|---|"]
+        lines += [
+            f"| {name} | {value:,} | {MEANINGS.get(name, '')} |"
+            for name, value in self.counts.items()
+        ]
         if self.identities:
             lines += ["", "**Counts that add up**", ""]
             for total, parts in self.identities:
                 mark = "ok" if self._holds(total, parts) else "MISMATCH"
                 lines.append(f"- {total} = {' + '.join(parts)}: {mark}")
-        if self.timings:
-            lines += ["", "| step | seconds |", "|---|---:|"]
-            lines += [f"| {name} | {secs:.2f} |" for name, secs in self.timings.items()]
         if self.notes:
             lines += ["", *[f"- {note}" for note in self.notes]]
         return "\n".join(lines)

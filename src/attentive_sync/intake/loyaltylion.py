@@ -29,7 +29,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, SecretStr, TypeAdapter, ValidationError
 
-from attentive_sync.domain.loyalty import EventKey
+from attentive_sync.domain.loyalty.catalogue import EventKey
 from attentive_sync.intake.platform import (
     Acknowledged,
     DeliveryInvalid,

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
-from attentive_sync.domain.loyalty import EVENT_KEYS, WebhookEnvelope
+from attentive_sync.domain.loyalty.catalogue import EVENT_KEYS, WebhookEnvelope
 from attentive_sync.intake.bodies import BodyRefused, parse_json_object
 from attentive_sync.store.errors import InvalidRecordError
 from attentive_sync.store.records import NewDelta, NewEvent

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from attentive_sync.domain.loyalty import EventKey
+from attentive_sync.domain.loyalty.catalogue import EventKey
 
 
 class DeliveryInvalid(ValueError):

@@ -15,7 +15,7 @@ from attentive_sync.store.errors import (
     UnsupportedDatabaseError,
 )
 from attentive_sync.store.facade import Store
-from attentive_sync.store.jobs import BulkJob, JobItem
+from attentive_sync.store.jobs import JobItem, RecordedJob
 from attentive_sync.store.quarantine import QuarantineEntry, ReplayOutcome
 from attentive_sync.store.queue import EnqueueResult, Queue
 from attentive_sync.store.records import (
@@ -28,7 +28,7 @@ from attentive_sync.store.records import (
 
 __all__ = [
     "AcceptedAttribute",
-    "BulkJob",
+    "RecordedJob",
     "Checkpoint",
     "EnqueueResult",
     "InvalidRecordError",

@@ -37,7 +37,9 @@ class JobItem:
 
 
 @dataclass(frozen=True, slots=True)
-class BulkJob:
+class RecordedJob:
+    """A bulk job as the store recorded it (Attentive's word on it: ``attentive.BulkJob``)."""
+
     job_id: str
     kind: str
     status: str
@@ -67,7 +69,7 @@ class JobRepository:
         run_label: str | None = None,
         *,
         now: datetime | None = None,
-    ) -> BulkJob:
+    ) -> RecordedJob:
         """Record a submitted job, its items, and mark the queue rows it carries inflight."""
         _check_job(kind, items, self._queues.keys())
         now = as_of(now)
@@ -91,22 +93,22 @@ class JobRepository:
                 set_inflight(conn, table, refs, job_id)
         return self.get(job_id)
 
-    def get(self, job_id: str) -> BulkJob:
+    def get(self, job_id: str) -> RecordedJob:
         with self._engine.connect() as conn:
             row = conn.execute(select(bulk_jobs).where(bulk_jobs.c.job_id == job_id)).mappings()
             found = row.first()
         if found is None:
             raise UnknownJobError(f"no bulk job {job_id} was recorded")
-        return BulkJob(**found)
+        return RecordedJob(**found)
 
-    def list_unsettled(self, kind: str | None = None) -> list[BulkJob]:
+    def list_unsettled(self, kind: str | None = None) -> list[RecordedJob]:
         """Jobs whose results were not applied yet, oldest first: what a run resumes."""
         stmt = select(bulk_jobs).where(bulk_jobs.c.settled.is_(False))
         if kind is not None:
             stmt = stmt.where(bulk_jobs.c.kind == kind)
         stmt = stmt.order_by(bulk_jobs.c.submitted_at, bulk_jobs.c.job_id)
         with self._engine.connect() as conn:
-            return [BulkJob(**row) for row in conn.execute(stmt).mappings()]
+            return [RecordedJob(**row) for row in conn.execute(stmt).mappings()]
 
     def update_status(
         self, job_id: str, status: str, *, finished_at: datetime | None = None

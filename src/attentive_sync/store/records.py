@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeVar
 from sqlalchemy import RowMapping
 
 from attentive_sync.domain.export_config import SLUG_RE
-from attentive_sync.domain.loyalty import EVENT_KEYS, WebhookEnvelope
+from attentive_sync.domain.loyalty.catalogue import EVENT_KEYS, WebhookEnvelope
 from attentive_sync.store.errors import InvalidRecordError
 
 Action = Literal["enter", "exit"]

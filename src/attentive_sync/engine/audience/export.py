@@ -65,7 +65,8 @@ def run_backfill(
         report.add("quarantined", page.quarantined)
         report.add("skipped_already_sent", page.skipped)
         report.add("skipped_already_quarantined", page.skipped_quarantined)
-        progress(min(1.0, planner.members_read() / total), page.audience)
+        read = planner.members_read()
+        progress(min(1.0, read / total), f"{read:,} of {total:,} members, {page.audience}")
     add_wait(report, wait(job_ids))
     return report
 

@@ -8,18 +8,23 @@ Every outcome has a ``label``, so a run report's counts add up to the events it 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar, Protocol
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from attentive_sync.domain.errors import INVALID_EVENT, NO_IDENTIFIER, RecordRejected
 from attentive_sync.domain.events import CustomEvent, EventUser
 from attentive_sync.domain.identifiers import Identifiers
-from attentive_sync.domain.loyalty import DEFAULT_PROGRAM, EventKey, check_program_name, event_type
-from attentive_sync.domain.loyalty_properties import InvalidPayload, parse_properties
-from attentive_sync.domain.loyalty_selection import (
+from attentive_sync.domain.loyalty.catalogue import (
+    DEFAULT_PROGRAM,
+    EventKey,
+    check_program_name,
+    event_type,
+)
+from attentive_sync.domain.loyalty.properties import InvalidPayload, parse_properties
+from attentive_sync.domain.loyalty.selection import (
     STALE_AFTER,
     EventSelection,
     StalePolicy,
@@ -43,17 +48,23 @@ class EventRecord(Protocol):
     def payload(self) -> Mapping[str, Any]: ...
 
 
-@dataclass(frozen=True)
-class EventSettings:
-    """The merchant's choices that decide what is sent; the program name is checked once here."""
+class EventsConfig(BaseModel):
+    """What the merchant sends: All or Some events, and what to do with stale ones (the
+    loyalty flows' ``events`` parameter). The program name is checked once, here."""
 
-    program: str = DEFAULT_PROGRAM
-    selection: EventSelection = field(default_factory=EventSelection)
-    stale_policy: StalePolicy = StalePolicy.SEND
-    stale_after: timedelta = STALE_AFTER
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "program", check_program_name(self.program))
+    program: str = Field(DEFAULT_PROGRAM, description="Prefix of event type and attribute names.")
+    selection: EventSelection = Field(default_factory=EventSelection)
+    stale_policy: StalePolicy = Field(StalePolicy.SEND, description="send (default) or skip")
+    update_profiles: bool = Field(True, description="Keep tier/points/segment attributes current.")
+    concurrency: int = Field(16, ge=1, le=64, description="Event requests in flight at once.")
+    max_events_per_run: int = Field(50_000, ge=1)
+
+    @field_validator("program")
+    @classmethod
+    def _program(cls, name: str) -> str:
+        return check_program_name(name)
 
 
 @dataclass(frozen=True)
@@ -132,7 +143,7 @@ def _user(identifiers: Identifiers | None) -> EventUser | Rejected:
 def map_event(
     queued: EventRecord,
     identifiers: Identifiers | None,
-    settings: EventSettings,
+    settings: EventsConfig,
     now: datetime,
 ) -> Outcome:
     """Decide what happens to one queued event; never raises for bad data."""
@@ -143,7 +154,7 @@ def map_event(
     if not settings.selection.selects(key):
         return NotSelected(key)
     occurred_at = _aware(queued.occurred_at)
-    stale = is_stale(occurred_at, now, settings.stale_after)
+    stale = is_stale(occurred_at, now, STALE_AFTER)
     if stale and settings.stale_policy is StalePolicy.SKIP:
         return Stale(key, now - occurred_at)
     try:

@@ -15,14 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from attentive_sync.attentive import RequestRejected, RetryableError
 from attentive_sync.domain.errors import REJECTED_BY_ATTENTIVE, RecordRejected
 from attentive_sync.domain.events import CustomEvent
 from attentive_sync.domain.export_config import ExportConfig
-from attentive_sync.domain.loyalty_attributes import profile_attributes
-from attentive_sync.domain.loyalty_selection import EventSelection, StalePolicy
+from attentive_sync.domain.loyalty.attributes import profile_attributes
 from attentive_sync.engine.checks import check_against_source
 from attentive_sync.engine.delivery.collaborators import (
     SendMany,
@@ -33,6 +30,7 @@ from attentive_sync.engine.delivery.kinds import retry_rows
 from attentive_sync.engine.delivery.retry import RetryPolicy
 from attentive_sync.engine.delivery.writes import run_writes
 from attentive_sync.engine.loyalty import events
+from attentive_sync.engine.loyalty.events import EventsConfig
 from attentive_sync.engine.mapping import identifiers_for
 from attentive_sync.engine.report import Report
 from attentive_sync.engine.runtime import Runtime
@@ -42,24 +40,6 @@ from attentive_sync.store.records import NewWrite, QueuedEvent
 from attentive_sync.store.types import utcnow
 
 KIND = "loyalty_profile"
-
-
-class EventsConfig(BaseModel):
-    """What the merchant sends: All or Some events, and what to do with stale ones."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    program: str = Field("Loyalty", description="Prefix of event type and attribute names.")
-    selection: EventSelection = Field(default_factory=EventSelection)
-    stale_policy: StalePolicy = Field(StalePolicy.SEND, description="send (default) or skip")
-    update_profiles: bool = Field(True, description="Keep tier/points/segment attributes current.")
-    concurrency: int = Field(16, ge=1, le=64, description="Event requests in flight at once.")
-    max_events_per_run: int = Field(50_000, ge=1)
-
-    def mapping_settings(self) -> events.EventSettings:
-        return events.EventSettings(
-            program=self.program, selection=self.selection, stale_policy=self.stale_policy
-        )
 
 
 @dataclass
@@ -96,7 +76,6 @@ def plan_relay(
     customers = {
         c["customer_id"]: c for c in load_customers(runtime.source, {r.customer_id for r in rows})
     }
-    settings = cfg.mapping_settings()
     for row in rows:
         try:
             ids = (
@@ -108,7 +87,7 @@ def plan_relay(
             plan.quarantined.append((row.seq, exc.code, exc.detail))
             plan.labels[row.seq] = "quarantined"
             continue
-        outcome = events.map_event(row, ids, settings, now)
+        outcome = events.map_event(row, ids, cfg, now)
         if isinstance(outcome, events.Send):
             plan.sends.append((row.seq, outcome.event))
             plan.stale_sent += outcome.stale

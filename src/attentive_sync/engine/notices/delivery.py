@@ -19,8 +19,8 @@ from typing import Any
 import pandas as pd
 
 from attentive_sync.domain.export_config import ExportConfig
-from attentive_sync.domain.loyalty import EventKey
-from attentive_sync.domain.loyalty_attributes import attribute_prefix
+from attentive_sync.domain.loyalty.attributes import attribute_prefix
+from attentive_sync.domain.loyalty.catalogue import EventKey
 from attentive_sync.engine.delivery.collaborators import (
     SendMany,
     Wait,
@@ -154,7 +154,6 @@ def _deliver(
         topics=[kind.topic.value],
     )
     report.merge(relay)
-    report.identities.extend(relay.identities)
     return report
 
 

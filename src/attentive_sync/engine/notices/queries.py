@@ -22,7 +22,7 @@ import pandas as pd
 from sqlalchemy import Connection, DateTime, bindparam, text
 from sqlalchemy.sql.elements import TextClause
 
-from attentive_sync.domain.loyalty import EventKey
+from attentive_sync.domain.loyalty.catalogue import EventKey
 from attentive_sync.engine.notices.expiry import ExpirySettings, activity_window
 from attentive_sync.engine.notices.intervals import Interval, as_utc
 

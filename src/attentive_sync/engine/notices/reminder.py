@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from attentive_sync.domain.loyalty_rewards import UNSUPPORTED_REWARD_KINDS
+from attentive_sync.domain.loyalty.rewards import UNSUPPORTED_REWARD_KINDS
 from attentive_sync.engine.notices._frames import flag, require_columns
 from attentive_sync.engine.notices.intervals import Interval
 

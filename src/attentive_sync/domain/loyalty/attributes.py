@@ -11,7 +11,7 @@ import math
 import re
 from typing import Literal, NamedTuple
 
-from attentive_sync.domain.loyalty import DEFAULT_PROGRAM, check_program_name
+from attentive_sync.domain.loyalty.catalogue import DEFAULT_PROGRAM, check_program_name
 
 
 class ProfileAttribute(NamedTuple):

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from attentive_sync.domain.loyalty import DEPRECATED_KEYS, EventKey
+from attentive_sync.domain.loyalty.catalogue import DEPRECATED_KEYS, EventKey
 
 # Attentive accepts older events but they trigger no journey.
 STALE_AFTER = timedelta(hours=12)

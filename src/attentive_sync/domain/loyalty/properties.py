@@ -22,8 +22,8 @@ from pydantic import (
     model_validator,
 )
 
-from attentive_sync.domain.loyalty import EventKey
-from attentive_sync.domain.loyalty_rewards import (
+from attentive_sync.domain.loyalty.catalogue import EventKey
+from attentive_sync.domain.loyalty.rewards import (
     AvailableReward,
     Name,
     Points,
