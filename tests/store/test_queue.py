@@ -230,3 +230,10 @@ def test_lease_arguments_are_checked(store: Store) -> None:
         store.deltas.lease(1, 0, "w")
     with pytest.raises(InvalidRecordError, match="naive"):
         store.deltas.lease(1, 60, "w", now=T0.replace(tzinfo=None))
+
+
+def test_rows_queued_leased_are_their_producers_until_the_lease_runs_out(store: Store) -> None:
+    store.events.enqueue([event("n-1", customer=7)], now=T0, lease=("notice-run", 60))
+    assert store.events.lease(10, 60, "relay", now=at(1)) == []
+    (seq,) = store.events.leased_by("notice-run")
+    assert [row.seq for row in store.events.lease(10, 60, "relay", now=at(61))] == [seq]

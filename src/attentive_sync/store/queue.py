@@ -79,14 +79,29 @@ class Queue(Generic[N, R]):
         self.spec: QueueSpec[N, R] = spec
         self._t: Table = spec.table
 
-    def enqueue(self, items: Iterable[N], *, now: datetime | None = None) -> EnqueueResult:
-        """Store new items; an item whose key is already queued is acknowledged, not stored."""
+    def enqueue(
+        self,
+        items: Iterable[N],
+        *,
+        now: datetime | None = None,
+        lease: tuple[str, float] | None = None,
+    ) -> EnqueueResult:
+        """Store new items; an item whose key is already queued is acknowledged, not stored.
+
+        ``lease`` (owner, seconds) stores them leased already: the run that produced them
+        sends them itself, and only if it dies do they fall to whoever leases next.
+        """
         now = as_of(now)
         received = 0
+        held: dict[str, Any] = {}
+        if lease is not None:
+            owner, seconds = lease
+            expires = now + timedelta(seconds=seconds)
+            held = {"state": "leased", "lease_owner": owner, "lease_expires_at": expires}
         unique: dict[str, dict[str, Any]] = {}
         for item in items:
             received += 1
-            values = {**item.values(), "enqueued_at": now, "next_attempt_at": now}
+            values = {**item.values(), "enqueued_at": now, "next_attempt_at": now, **held}
             unique.setdefault(item.key, values)
         stored = 0
         with self._engine.begin() as conn:

@@ -71,7 +71,11 @@ def plan_relay(
     limit = min(MAX_LEASE, cfg.max_events_per_run)
     lease_seconds = runtime.sync.lease_seconds
     only = {"topic": topics} if topics else None
-    rows = runtime.store.events.lease(limit, lease_seconds, owner, only=only)
+    queue = runtime.store.events
+    # What this run already holds first (events it queued itself), then the queue's next.
+    rows = queue.get(queue.leased_by(owner))
+    if len(rows) < limit:
+        rows += queue.lease(limit - len(rows), lease_seconds, owner, only=only)
     plan = RelayPlan(rows)
     customers = {
         c["customer_id"]: c for c in load_customers(runtime.source, {r.customer_id for r in rows})

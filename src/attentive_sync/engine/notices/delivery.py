@@ -90,8 +90,14 @@ EXPIRY = NoticeKind(
 )
 
 
-def _enqueue_and_claim(runtime: Runtime, kind: NoticeKind, rows: list[Row]) -> list[Row]:
-    """Enqueue every notice's event, then claim it; returns the rows claimed by this run."""
+def _enqueue_and_claim(
+    runtime: Runtime, kind: NoticeKind, rows: list[Row], owner: str
+) -> list[Row]:
+    """Enqueue every notice's event, then claim it; returns the rows claimed by this run.
+
+    The events are queued leased by this run, which relays them itself (so its report
+    counts them); if it dies, the lease runs out and the loyalty-events relay sends them.
+    """
     now, topic = utcnow(), kind.topic.value
     ids = [f"{topic}:{kind.period_key(row)}:{int(row['customer_id'])}" for row in rows]
     runtime.store.events.enqueue(
@@ -100,6 +106,7 @@ def _enqueue_and_claim(runtime: Runtime, kind: NoticeKind, rows: list[Row]) -> l
             for event_id, row in zip(ids, rows, strict=True)
         ],
         now=now,
+        lease=(owner, runtime.sync.lease_seconds),
     )
     return [
         row
@@ -139,7 +146,7 @@ def _deliver(
     owner: str,
 ) -> Report:
     _, send_many, wait = collaborators
-    claimed = _enqueue_and_claim(runtime, kind, notices.to_dict("records"))
+    claimed = _enqueue_and_claim(runtime, kind, notices.to_dict("records"), owner)
     report.add("claimed", len(claimed))
     report.add("claimed_before", len(notices) - len(claimed))
     report.add("attribute_writes_queued", _enqueue_attributes(runtime, events, kind, claimed))
