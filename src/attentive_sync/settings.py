@@ -76,6 +76,13 @@ class SyncSettings(BaseSettings):
     loyalty_match: Literal["merchant_id", "platform_id", "email"] = Field(
         "merchant_id", description="How a loyalty platform's customer finds its program row"
     )
+    loyalty_program: str = Field(
+        "Loyalty",
+        description=(
+            "Program name that prefixes the profile attributes a platform's profile update "
+            "writes (the same as the loyalty flows' events.program)"
+        ),
+    )
     send_concurrency: int = Field(8, ge=1, le=64, description="bulk requests in flight at once")
     # Longer than a run's worst case (client backoff plus the bulk-send task's retries),
     # so a lease never expires under a worker that is still sending its rows.

@@ -9,14 +9,16 @@ import pytest
 from sqlalchemy import insert, select
 from starlette.testclient import TestClient
 
+from attentive_sync.domain.loyalty.catalogue import RECIPIENT_KEY, UNMATCHED_BASE
 from attentive_sync.intake import LoyaltyLionAdapter, create_intake_app
-from attentive_sync.intake.identity import RECIPIENT_KEY, UNMATCHED_BASE
 from attentive_sync.sources.schema import customers
 from attentive_sync.store import Store
 from attentive_sync.store.tables import loyalty_events
 from tests.intake.conftest import SECRET as INTAKE_SECRET
 from tests.intake.conftest import stored_events
 from tests.intake.lion import BUILT, SECRET, customer, delivery, signed, tier
+
+SILVER = tier("Silver", 2, "200.01", "400.00")
 
 
 @pytest.fixture
@@ -64,16 +66,26 @@ def test_unknown_topics_are_acknowledged_counted_and_not_queued(client, program)
     assert stored_events(program) == 0
 
 
-def test_customers_update_is_acknowledged_as_a_profile_update(client, program) -> None:
+def test_customers_update_is_queued_as_a_profile_write_not_an_event(client, program) -> None:
     document = {
         "id": "bff1bddb-6cd8-4c2c-9619-18744657053c",
         "topic": "customers/update",
         "created_at": "2025-01-01T03:00:05.000Z",
-        "customer": customer(),
+        "customer": customer(
+            loyalty_tier_membership={"loyalty_tier": tier("Silver", 2, "200.01", "400.00")}
+        ),
     }
     response = client.post("/loyaltylion", **signed(document))
-    assert (response.status_code, response.json()["acknowledged"]) == (200, "profile_update")
+    assert (response.status_code, response.json()["queued"]) == (202, "profile")
     assert stored_events(program) == 0
+    (seq,) = [row.seq for row in program.writes.lease(10, 60, "t")]
+    (write,) = program.writes.get([seq])
+    assert write.customer_id == 2134606599
+    assert write.attributes == {
+        "loyalty_tier": "Silver",
+        "loyalty_points_balance": 200,
+        "loyalty_insights_segment": "Loyal",
+    }
 
 
 def test_a_matched_customer_is_queued_under_the_program_id(client, program) -> None:

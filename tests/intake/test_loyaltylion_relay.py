@@ -3,6 +3,7 @@ through the loyalty-events relay, to the Attentive emulator as the right event t
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime, timezone
 from typing import Any
 
@@ -17,9 +18,19 @@ from attentive_sync.intake import LoyaltyLionAdapter, create_intake_app
 from attentive_sync.sources.schema import customers
 from attentive_sync.store.tables import loyalty_events
 from tests.intake.conftest import SECRET as INTAKE_SECRET
-from tests.intake.lion import BUILT, EXPECTED, SECRET, fixture_deliveries, signed
+from tests.intake.lion import (
+    BUILT,
+    EXPECTED,
+    SECRET,
+    customer,
+    fixture_deliveries,
+    signed,
+    tier,
+)
 
 MERCHANT_ID = 2134606599  # the fixtures' customer.merchant_id
+
+SILVER = tier("Silver", 2, "200.01", "400.00")
 
 
 def relay(runtime) -> Any:
@@ -108,3 +119,49 @@ def test_a_wrong_signature_is_401_and_stores_nothing(runtime, lion) -> None:
     assert lion.post("/loyaltylion", **request).status_code == 401
     with runtime.store.engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(loyalty_events)) == 0
+
+
+def test_an_unmatched_customers_event_goes_to_the_email_it_carries(runtime, emulator, lion) -> None:
+    document = copy.deepcopy(BUILT["customer.tier_upgraded"])
+    document["id"] = "unmatched-1"
+    person = document["payload"]["properties"]["customer"]
+    person.update(id=777, merchant_id="no-such-customer", email="Newcomer@Example.com")
+    assert lion.post("/loyaltylion", **signed(document)).status_code == 202
+    report = relay(runtime)
+    assert report.problems() == [] and report.counts["accepted_events"] == 1
+    (event,) = emulator.state.events.select()
+    assert event["user"]["email"].lower() == "newcomer@example.com"
+    assert event["externalEventId"].endswith("unmatched-1")
+    assert runtime.store.quarantine.summary() == {}
+
+
+def test_a_profile_update_reaches_attentive_as_attributes(runtime, emulator, lion) -> None:
+    document = {
+        "id": "profile-1",
+        "topic": "customers/update",
+        "created_at": "2025-01-01T03:00:05.000Z",
+        "customer": customer(
+            loyalty_tier_membership={"loyalty_tier": tier("Silver", 2, "200.01", "400.00")}
+        ),
+    }
+    response = lion.post("/loyaltylion", **signed(document))
+    assert (response.status_code, response.json()["queued"]) == (202, "profile")
+    report = relay(runtime)
+    assert report.problems() == [] and report.counts["accepted"] == 1
+    user = emulator.state.find_user(clientUserId="lion-6932")
+    assert user is not None
+    custom = user["attributes"]["custom"]
+    assert (custom["loyalty_tier"], custom["loyalty_points_balance"]) == ("Silver", 200)
+    assert custom["loyalty_insights_segment"] == "Loyal"
+
+
+def test_a_profile_update_of_an_unknown_customer_is_acknowledged_only(runtime, lion) -> None:
+    document = {
+        "id": "profile-2",
+        "topic": "customers/update",
+        "created_at": "2025-01-01T03:00:05.000Z",
+        "customer": customer(id=5, merchant_id="nobody", email="nobody@example.com"),
+    }
+    response = lion.post("/loyaltylion", **signed(document))
+    assert (response.status_code, response.json()["acknowledged"]) == (200, "profile_update")
+    assert runtime.store.writes.counts()["pending"] == 0

@@ -123,7 +123,12 @@ def serve(
     if host not in ("127.0.0.1", "::1", "localhost"):
         err_console.print(f"[yellow]warning:[/] the intake is reachable on {host}, not loopback")
     app = create_intake_app(
-        store, secret, platforms=platforms, source=source, match_by=settings.loyalty_match
+        store,
+        secret,
+        platforms=platforms,
+        source=source,
+        match_by=settings.loyalty_match,
+        program=settings.loyalty_program,
     )
     uvicorn.run(app, host=host, port=port, log_level="info")
 

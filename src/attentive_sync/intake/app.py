@@ -39,8 +39,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from attentive_sync.domain.loyalty.attributes import profile_attributes
+from attentive_sync.domain.loyalty.catalogue import DEFAULT_PROGRAM, RECIPIENT_KEY
 from attentive_sync.intake.bodies import BodyRefused, parse_json_object, read_capped, require_json
-from attentive_sync.intake.identity import RECIPIENT_KEY, MatchBy, Matcher
+from attentive_sync.intake.identity import MatchBy, Matcher
 from attentive_sync.intake.payloads import PayloadError, parse_deltas, parse_event
 from attentive_sync.intake.platform import (
     Acknowledged,
@@ -57,7 +59,7 @@ from attentive_sync.intake.signing import (
     verify,
 )
 from attentive_sync.store import Store
-from attentive_sync.store.records import NewDelta, NewEvent
+from attentive_sync.store.records import NewDelta, NewEvent, NewWrite
 from attentive_sync.store.tables import audience_deltas, loyalty_events
 
 log = logging.getLogger(__name__)
@@ -195,8 +197,26 @@ def _event_answer(events: list[Any], result: Any) -> JSONResponse:
 
 
 def _platform_handler(
-    adapter: PlatformAdapter, store: Store, matcher: Matcher, counts: Counter[str]
+    adapter: PlatformAdapter, store: Store, matcher: Matcher, counts: Counter[str], program: str
 ) -> Handler:
+    def write_profile(outcome: Acknowledged) -> bool:
+        """Queue a profile update of a matched customer as an attribute write (the loyalty
+        events flow sends it); an unmatched customer's profile has nowhere to go."""
+        values = outcome.detail
+        if outcome.customer is None or not values:
+            return False
+        recipient = matcher.resolve(adapter.name, outcome.customer)
+        attributes = profile_attributes(
+            values.get("tier"), values.get("balance"), values.get("segment"), program=program
+        )
+        if not recipient.matched or not attributes:
+            return False
+        key = f"profile:{recipient.customer_id}:{outcome.event_id}"[:200]
+        now = datetime.now(timezone.utc)
+        write = NewWrite(key, "profile", recipient.customer_id, attributes, now)
+        store.writes.enqueue([write], now=now)
+        return True
+
     def enqueue(outcome: Translated) -> tuple[NewEvent, int]:
         recipient = matcher.resolve(adapter.name, outcome.customer)
         payload = dict(outcome.properties)
@@ -224,6 +244,11 @@ def _platform_handler(
             adapter.verify(request.headers, body)
             outcome = adapter.translate(parse_json_object(body))
             if isinstance(outcome, Acknowledged):
+                profile = outcome.kind == "profile_update"
+                if profile and await run_in_threadpool(write_profile, outcome):
+                    return JSONResponse(
+                        {"id": outcome.event_id, "queued": "profile"}, status_code=202
+                    )
                 counts[f"{outcome.kind}:{outcome.platform_topic}"] += 1
                 log.info(
                     "intake: %s %s acknowledged as %s (not queued)",
@@ -267,6 +292,7 @@ def create_intake_app(
     platforms: Sequence[PlatformAdapter] = (),
     source: Engine | None = None,
     match_by: MatchBy = "merchant_id",
+    program: str = DEFAULT_PROGRAM,
 ) -> Starlette:
     """The intake as an ASGI app writing to ``store``: the project's own endpoints trust
     requests signed with ``secret``; each of ``platforms`` is mounted at its ``path``,
@@ -308,7 +334,7 @@ def create_intake_app(
         Route("/health", health, methods=["GET"]),
     ]
     routes += [
-        Route(p.path, _platform_handler(p, store, matcher, counts), methods=["POST"])
+        Route(p.path, _platform_handler(p, store, matcher, counts, program), methods=["POST"])
         for p in platforms
     ]
     app = Starlette(routes=routes)

@@ -23,15 +23,12 @@ from typing import Literal
 
 from sqlalchemy import Engine
 
+from attentive_sync.domain.loyalty.catalogue import UNMATCHED_BASE
 from attentive_sync.intake.platform import PlatformCustomer
 from attentive_sync.sources.loyalty import customer_ids_by_email, load_customers
 
 MatchBy = Literal["merchant_id", "platform_id", "email"]
 
-# Program customer ids at or above this are never looked up as customers: they name a
-# platform customer with no row, whose identifiers travel in the payload.
-UNMATCHED_BASE = 2**62
-RECIPIENT_KEY = "recipient_identifiers"
 _MAX_ID = 2**63 - 1
 
 

@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, cast
 
 from pydantic import AwareDatetime, SecretStr, TypeAdapter, ValidationError
 
@@ -154,6 +154,18 @@ def _segment(value: Any, where: str) -> str | None:
         return None
     words = " ".join(text.replace("-", " ").replace("_", " ").casefold().split())
     return _SEGMENTS.get(words, text)
+
+
+def profile_of(person: Mapping[str, Any]) -> dict[str, Any]:
+    """The profile values ``customers/update`` carries: tier name, points balance, segment
+    (keys as ``profile_attributes`` takes them; absent values are left out)."""
+    membership = _optional_object(person, "loyalty_tier_membership", "customer")
+    values = {
+        "tier": _tier_name(membership, "loyalty_tier", "customer.loyalty_tier_membership"),
+        "balance": _integer(person.get("points_approved"), "customer.points_approved"),
+        "segment": _segment(person.get("insights_segment"), "customer.insights_segment"),
+    }
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def customer_of(value: Any, where: str) -> PlatformCustomer:
@@ -379,8 +391,10 @@ class LoyaltyLionAdapter:
         if topic == PROFILE_TOPIC:
             payload = document.get("payload")
             holder = payload if isinstance(payload, Mapping) and "customer" in payload else document
+            person = holder.get("customer")
+            who = customer_of(person, "customer")  # refuses a customer that is no object
             return Acknowledged(
-                ours, raw_topic, "profile_update", customer_of(holder.get("customer"), "customer")
+                ours, raw_topic, "profile_update", who, detail=profile_of(cast(Mapping, person))
             )
         if topic not in TOPICS:
             return Acknowledged(ours, raw_topic, "unknown_topic")

@@ -101,3 +101,10 @@ def check_program_name(name: str) -> str:
 def event_type(key: EventKey, program: str = DEFAULT_PROGRAM) -> str:
     """The Attentive custom-event type for ``key``, e.g. ``Loyalty Tier Upgraded``."""
     return f"{check_program_name(program)} {TYPE_NAMES[key]}"
+
+
+# Program customer ids at or above this are never looked up as customers: they name a
+# loyalty platform's customer with no program row, whose identifiers travel in the event's
+# payload under ``RECIPIENT_KEY`` (Attentive identifier name -> value).
+UNMATCHED_BASE = 2**62
+RECIPIENT_KEY = "recipient_identifiers"

@@ -10,16 +10,19 @@ custom attributes through the bulk path, like every other flow.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from attentive_sync.attentive import RequestRejected, RetryableError
 from attentive_sync.domain.errors import REJECTED_BY_ATTENTIVE, RecordRejected
 from attentive_sync.domain.events import CustomEvent
 from attentive_sync.domain.export_config import ExportConfig
+from attentive_sync.domain.identifiers import Identifiers, build_identifiers
 from attentive_sync.domain.loyalty.attributes import profile_attributes
+from attentive_sync.domain.loyalty.catalogue import RECIPIENT_KEY, UNMATCHED_BASE
 from attentive_sync.engine.checks import check_against_source
 from attentive_sync.engine.delivery.collaborators import (
     SendMany,
@@ -60,6 +63,18 @@ class RelayPlan:
     stale_sent: int = 0
 
 
+def _identifiers(
+    export: ExportConfig, row: QueuedEvent, customers: Mapping[int, Mapping[str, Any]]
+) -> Identifiers | None:
+    """Who the event goes to: the program customer's identifiers, or, for a platform's
+    customer with no program row, the identifiers the event carries (None: neither)."""
+    if row.customer_id >= UNMATCHED_BASE:
+        carried = row.payload.get(RECIPIENT_KEY) or {}
+        return build_identifiers(dict(carried), region=export.default_region) if carried else None
+    found = customers.get(row.customer_id)
+    return identifiers_for(export, found) if found is not None else None
+
+
 def plan_relay(
     runtime: Runtime,
     export: ExportConfig,
@@ -82,11 +97,7 @@ def plan_relay(
     }
     for row in rows:
         try:
-            ids = (
-                identifiers_for(export, customers[row.customer_id])
-                if row.customer_id in customers
-                else None
-            )
+            ids = _identifiers(export, row, customers)
         except RecordRejected as exc:
             plan.quarantined.append((row.seq, exc.code, exc.detail))
             plan.labels[row.seq] = "quarantined"
