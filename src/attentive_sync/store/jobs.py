@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Table, func, insert, literal, or_, select, update
+from sqlalchemy import ColumnElement, Engine, Table, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection
 
 from attentive_sync.store import _sql
@@ -23,6 +23,7 @@ from attentive_sync.store.tables import JOB_KINDS, SOURCE_KINDS, bulk_job_items,
 from attentive_sync.store.types import as_of, aware
 
 SUBMITTED = "SUBMITTED"
+UNSETTLED = bulk_jobs.c.settled.is_(False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,13 +182,8 @@ class JobRepository:
     def carried(self, source_kind: str, refs: Sequence[str]) -> set[str]:
         """Which of ``refs`` any recorded job carries, settled or not (a backfill member
         is carried once: its job's settlement decides what follows for it)."""
-        found: set[str] = set()
         t = bulk_job_items.c
-        with self._engine.connect() as conn:
-            for among in _sql.member_of(conn, t.source_ref, refs):
-                stmt = select(t.source_ref).where(t.source_kind == source_kind, among)
-                found.update(conn.execute(stmt).scalars())
-        return found
+        return self._items_among(t.source_ref, refs, t.source_kind == source_kind)
 
     def in_flight(self, source_kind: str, refs: Sequence[str]) -> set[str]:
         """Which of ``refs`` a job not settled yet carries: a retried send must skip them.
@@ -195,30 +191,22 @@ class JobRepository:
         A settled job no longer counts: its records were accepted, parked, or handed back
         for another attempt, and their own state says what happens next.
         """
-        found: set[str] = set()
         t = bulk_job_items.c
-        with self._engine.connect() as conn:
-            for among in _sql.member_of(conn, t.source_ref, refs):
-                stmt = (
-                    select(t.source_ref)
-                    .join(bulk_jobs, bulk_jobs.c.job_id == t.job_id)
-                    .where(t.source_kind == source_kind, among, bulk_jobs.c.settled.is_(False))
-                )
-                found.update(conn.execute(stmt).scalars())
-        return found
+        return self._items_among(t.source_ref, refs, t.source_kind == source_kind, UNSETTLED)
 
     def customers_in_flight(self, customer_ids: Sequence[int]) -> set[int]:
         """Which of ``customer_ids`` a job not settled yet carries."""
-        found: set[int] = set()
-        t = bulk_job_items.c
+        return self._items_among(bulk_job_items.c.customer_id, customer_ids, UNSETTLED)
+
+    def _items_among(
+        self, column: ColumnElement[Any], values: Sequence[Any], *where: ColumnElement[bool]
+    ) -> set[Any]:
+        """The ``values`` of ``column`` that job items matching ``where`` hold."""
+        found: set[Any] = set()
+        stmt = select(column).join(bulk_jobs, bulk_jobs.c.job_id == bulk_job_items.c.job_id)
         with self._engine.connect() as conn:
-            for among in _sql.member_of(conn, t.customer_id, customer_ids):
-                stmt = (
-                    select(t.customer_id)
-                    .join(bulk_jobs, bulk_jobs.c.job_id == t.job_id)
-                    .where(among, bulk_jobs.c.settled.is_(False))
-                )
-                found.update(conn.execute(stmt).scalars())
+            for among in _sql.member_of(conn, column, values):
+                found.update(conn.execute(stmt.where(among, *where)).scalars())
         return found
 
     def _update(self, job_id: str, values: Mapping[str, Any]) -> None:
