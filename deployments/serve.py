@@ -77,10 +77,23 @@ def serve_deployments(interval_seconds: float | None) -> None:
     serve(*runner_deployments(interval_seconds))
 
 
+def check_store() -> None:
+    """Refuse to start, in one line, when no run could: the state store is not ready."""
+    from attentive_sync.settings import SyncSettings
+    from attentive_sync.store import Store, StoreError
+
+    try:
+        with Store.from_url(SyncSettings().db_url) as store:
+            store.check_schema()
+    except StoreError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
 def main(port: int = DEFAULT_PORT, interval_seconds: float | None = None) -> None:
     """Serve every deployment; ``interval_seconds`` replaces the 30-second schedules."""
     import attentive_sync.flows  # noqa: F401  (turns Prefect's telemetry off first)
 
+    check_store()
     if os.environ.get("PREFECT_API_URL"):
         print(f"Serving to the Prefect server at {os.environ['PREFECT_API_URL']}", flush=True)
         serve_deployments(interval_seconds)

@@ -14,6 +14,7 @@ from typing import Any, cast
 from prefect import get_run_logger
 from prefect.blocks.system import Secret
 from prefect.settings import PREFECT_API_URL
+from prefect.states import Failed
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -34,6 +35,13 @@ CHECK_CONNECT_TIMEOUT = 3.0
 
 class PreflightError(Exception):
     """A run cannot start; the message (one line) says what to fix."""
+
+
+def stopped(exc: PreflightError) -> dict[str, int]:
+    """End the run as Failed with the one-line reason. A flow that returns a state ends in
+    it, so Prefect logs the reason, not a traceback of a mistake a person must fix."""
+    get_run_logger().error("cannot run: %s", exc)
+    return cast(dict[str, int], Failed(message=str(exc)))
 
 
 def preflight(config: ExportConfig, log: bool = True) -> Runtime:

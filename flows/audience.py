@@ -8,7 +8,7 @@ from prefect.runtime import flow_run
 from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.engine.audience.export import run_backfill, run_incremental
 from attentive_sync.engine.runtime import shared_runtime
-from attentive_sync.flows._preflight import preflight
+from attentive_sync.flows._preflight import PreflightError, preflight, stopped
 from attentive_sync.flows._shell import prefect_sender, progress_artifact, publish, thread_pool
 from attentive_sync.flows.wait import prefect_waiter
 
@@ -35,7 +35,10 @@ def audience_backfill(
             job still running is settled by a later run).
         poll_interval_seconds: Seconds between job status reads while waiting.
     """
-    preflight(config)
+    try:
+        preflight(config)
+    except PreflightError as exc:
+        return stopped(exc)
     owner = f"backfill:{run_key}:{flow_run.get_id()}"
     report = run_backfill(
         shared_runtime(),
@@ -62,7 +65,10 @@ def audience_incremental(
             job still running is settled by a later run).
         poll_interval_seconds: Seconds between job status reads while waiting.
     """
-    preflight(config)
+    try:
+        preflight(config)
+    except PreflightError as exc:
+        return stopped(exc)
     owner = f"incremental:{flow_run.get_id()}"
     report = run_incremental(
         shared_runtime(),

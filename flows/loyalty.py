@@ -8,7 +8,7 @@ from prefect.runtime import flow_run
 from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.engine.loyalty.relay import EventsConfig, run_relay
 from attentive_sync.engine.runtime import shared_runtime
-from attentive_sync.flows._preflight import preflight
+from attentive_sync.flows._preflight import PreflightError, preflight, stopped
 from attentive_sync.flows._shell import prefect_deliverer, prefect_sender, publish, thread_pool
 from attentive_sync.flows.wait import prefect_waiter
 
@@ -28,7 +28,10 @@ def loyalty_events(
         wait_seconds: How long to wait for the profile bulk jobs to finish before the run ends.
         poll_interval_seconds: Seconds between job status reads while waiting.
     """
-    preflight(config)
+    try:
+        preflight(config)
+    except PreflightError as exc:
+        return stopped(exc)
     events = events or EventsConfig()
     owner = f"loyalty-events:{flow_run.get_id()}"
 

@@ -16,7 +16,7 @@ from attentive_sync.engine.notices.delivery import (
 )
 from attentive_sync.engine.runtime import shared_runtime
 from attentive_sync.flows._params import Day, Moment
-from attentive_sync.flows._preflight import preflight
+from attentive_sync.flows._preflight import PreflightError, preflight, stopped
 from attentive_sync.flows._shell import prefect_deliverer, prefect_sender, publish, thread_pool
 from attentive_sync.flows.wait import prefect_waiter
 
@@ -46,7 +46,10 @@ def reward_reminder(
             date means midnight UTC.
         wait_seconds: How long to wait for the profile bulk jobs to finish before the run ends.
     """
-    preflight(config)
+    try:
+        preflight(config)
+    except PreflightError as exc:
+        return stopped(exc)
     events = events or EventsConfig()
     owner = f"reward-reminder:{flow_run.get_id()}"
     moment = as_of or datetime.now(timezone.utc)
@@ -72,7 +75,10 @@ def expiry_notice(
             UTC date.
         wait_seconds: How long to wait for the profile bulk jobs to finish before the run ends.
     """
-    preflight(config)
+    try:
+        preflight(config)
+    except PreflightError as exc:
+        return stopped(exc)
     events = events or EventsConfig()
     owner = f"expiry-notice:{flow_run.get_id()}"
     day = as_of or datetime.now(timezone.utc).date()

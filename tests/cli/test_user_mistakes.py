@@ -86,6 +86,11 @@ MISTAKES = [
     ),
     Mistake("uninitialised state store", ("run", "audience-incremental"), "attentive-sync db init"),
     Mistake(
+        "uninitialised state store, serving",
+        ("serve", "--port", "4399"),
+        "the state store is not initialised: run `attentive-sync db init`",
+    ),
+    Mistake(
         "wrong API key with deltas queued",
         ("run", "audience-incremental"),
         "Attentive rejected the API key (401)",
@@ -147,7 +152,7 @@ def outcomes(tmp_path_factory, seeded_template) -> dict[str, Outcome]:
 
         def run(mistake: Mistake) -> Outcome:
             env = base | dict(mistake.env)
-            if mistake.name == "uninitialised state store":
+            if mistake.name.startswith("uninitialised state store"):
                 env["ATTENTIVE_SYNC_DB_URL"] = uninitialised
             started = time.monotonic()
             done = subprocess.run(

@@ -154,3 +154,16 @@ def test_the_api_key_comes_from_a_prefect_secret_block(flow_env, emulator, monke
     assert os.environ["ATTENTIVE_API_KEY"] == DEMO_API_KEY
     counts = FLOWS["audience-incremental"](config=CONFIG, wait_seconds=5)
     assert counts["leased"] == 0
+
+
+@pytest.mark.prefect
+def test_a_run_that_cannot_start_fails_with_one_line_not_a_traceback(
+    flow_env, monkeypatch, tmp_path
+):
+    """It ends in a Failed state carrying the reason (an exception would end it as
+    'Flow run encountered an exception', its traceback in the log)."""
+    monkeypatch.setenv("ATTENTIVE_SYNC_DB_URL", f"sqlite:///{tmp_path / 'never-initialised.db'}")
+    runtime_module._cache.clear()
+    state = FLOWS["audience-incremental"](config=CONFIG, return_state=True)
+    assert state.is_failed()
+    assert state.message == "the state store is not initialised: run `attentive-sync db init`"
