@@ -34,10 +34,13 @@ def prefect_waiter(owner: str, deadline_seconds: float, poll_interval_seconds: f
         if not job_ids:
             return WaitResult()
         result = wait_for_bulk_jobs(job_ids, owner, deadline_seconds, poll_interval_seconds)
+        others = len(job_ids) - len(result.settled) - len(result.unfinished)
         get_run_logger().info(
-            "bulk jobs: %d submitted, %d settled, %d still running (settled by a later run)",
+            "bulk jobs: %d to follow; %d settled here, %d by another run, %d still running "
+            "(a later run settles them)",
             len(job_ids),
             len(result.settled),
+            others,
             len(result.unfinished),
         )
         return result
