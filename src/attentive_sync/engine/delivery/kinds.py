@@ -6,10 +6,11 @@ lifecycle here, and nowhere else does code ask which kind a record is:
 - queued records (audience deltas, attribute writes, loyalty events): the row's own state
   decides. Sendable while its run holds it; accepted -> done; retry -> back to pending
   with backoff, or the quarantine once attempts run out; refused -> the quarantine.
-- backfill members: read from the source, carried by one job. Retry -> an ``enter`` delta
-  at the back of the queue if the customer is still a member (the source's latest word;
-  a customer who left meanwhile has their ``exit`` delta queued already); refused -> the
-  quarantine, whose replay rebuilds the member the same way.
+- backfill members: read from the source, carried by one job, and sent only while no
+  other write of their customer is unfinished. Retry (or a member held back behind such a
+  write) -> a rebuilt delta at the back of the queue, which sends the source's membership
+  as it is when it goes; refused -> the quarantine, whose replay rebuilds the member the
+  same way.
 - ``notice`` and ``profile`` items of jobs recorded before attribute writes were queued:
   settled as they were then (retry -> the quarantine, whose replay rebuilds them).
 """
