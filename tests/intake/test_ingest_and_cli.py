@@ -105,3 +105,28 @@ def test_the_standard_webhooks_reference_signature() -> None:
     body = b'{"test": 2432232314}'
     expected = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
     assert sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body) == expected
+
+
+def test_an_id_reused_for_another_event_is_a_bad_line_not_a_silent_drop(
+    store: Store, tmp_path
+) -> None:
+    first = tmp_path / "first.jsonl"
+    _write_lines(first, [json.dumps(envelope("evt_1")), json.dumps(envelope("evt_2"))])
+    assert ingest_jsonl(store.events, first).stored == 2
+    second = tmp_path / "second.jsonl"
+    _write_lines(
+        second,
+        [
+            json.dumps(envelope("evt_1")),  # the same event again: a duplicate
+            json.dumps(envelope("evt_2", topic="reward_claimed")),  # another event, same id
+            json.dumps(envelope("evt_3")),
+            json.dumps(envelope("evt_3", topic="reward_claimed")),  # reused within the file
+        ],
+    )
+    report = ingest_jsonl(store.events, second)
+    assert (report.stored, report.duplicates) == (1, 1)
+    assert [(bad.line_number, bad.reason) for bad in report.invalid] == [
+        (2, "id 'evt_2' was already used for another event"),
+        (4, "id 'evt_3' was already used for another event"),
+    ]
+    assert stored_events(store) == 3

@@ -278,6 +278,15 @@ class Queue(Generic[N, R]):
                 found.update(tuple(row) for row in conn.execute(stmt))
         return found
 
+    def by_keys(self, keys: Sequence[str]) -> dict[str, R]:
+        """The rows stored under these idempotency keys, by key."""
+        column, found = self._t.c[self.spec.key_column], dict[str, R]()
+        with self._engine.connect() as conn:
+            for among in _sql.member_of(conn, column, keys):
+                for row in conn.execute(select(self._t).where(among)).mappings():
+                    found[row[self.spec.key_column]] = self.spec.row_type.from_mapping(row)
+        return found
+
     def get(self, seqs: Sequence[int]) -> list[R]:
         """The rows with these seqs, in queue order."""
         rows: list[R] = []
