@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import OperationalError
 from support.loyalty_samples import SAMPLES
 from support.program import CONFIG, make_runtime
 
@@ -24,13 +25,15 @@ from attentive_sync.engine.audience.export import run_backfill, run_incremental
 from attentive_sync.engine.delivery.collaborators import direct_waiter, thread_pool_sender
 from attentive_sync.engine.delivery.kinds import REBUILT
 from attentive_sync.engine.delivery.settle import settle_jobs
+from attentive_sync.engine.delivery.writes import run_writes
 from attentive_sync.engine.loyalty.relay import EventsConfig, run_relay, thread_deliverer
 from attentive_sync.engine.mapping import Mapper, identifiers_for
+from attentive_sync.engine.report import Report
 from attentive_sync.engine.runtime import Runtime
 from attentive_sync.sources.loyalty import load_customers
 from attentive_sync.sources.schema import audience_members, customers
 from attentive_sync.store.jobs import JobItem
-from attentive_sync.store.records import NewDelta, NewEvent
+from attentive_sync.store.records import NewDelta, NewEvent, NewWrite
 from attentive_sync.store.tables import audience_deltas
 
 FAST_RETRY = {"retry_backoff_seconds": 0.01, "retry_backoff_cap_seconds": 0.01}
@@ -520,3 +523,112 @@ def test_a_record_attentive_refuses_is_quarantined_and_the_rest_applied(runtime,
     states = [r["state"] for r in sorted(delta_rows(runtime), key=lambda r: r["seq"])]
     assert states == ["done", "quarantined", "done"]
     assert [at_emulator(emulator, runtime, c, "vip") for c in (cids[0], cids[2])] == [True, True]
+
+
+def run_profile_writes(runtime: Runtime, wait: float = 3.0):
+    report = Report("writes")
+    collaborators = (thread_pool_sender(runtime, "w", 1), direct_waiter(runtime, wait, "w"))
+    run_writes(runtime, CONFIG, "w", ["profile"], "loyalty_profile", collaborators, report)
+    assert report.problems() == []
+    return report
+
+
+def test_a_write_whose_outcome_is_unknown_is_not_taken_as_held(fast, emulator):
+    """Silver may have reached Attentive (its results were unreadable), so a later Gold
+    must be sent even though the ledger last saw Gold accepted."""
+    (cid,) = sendable_customers(fast, 1)
+    now = datetime.now(timezone.utc)
+    fast.store.writes.enqueue([NewWrite("w1", "profile", cid, {"tier": "Gold"}, now)])
+    run_profile_writes(fast)
+    real_iter = fast.client.iter_bulk_results
+
+    def unreadable(url):
+        raise_unreadable()
+        return real_iter(url)
+
+    fast.client.iter_bulk_results = unreadable  # type: ignore[method-assign]
+    fast.store.writes.enqueue([NewWrite("w2", "profile", cid, {"tier": "Silver"}, now)])
+    run_profile_writes(fast)
+    fast.client.iter_bulk_results = real_iter  # type: ignore[method-assign]
+    assert at_emulator(emulator, fast, cid, "tier") == "Silver"  # applied, outcome unknown
+    assert "tier" not in fast.store.accepted.for_customers([cid]).get(cid, {})
+    fast.store.writes.enqueue([NewWrite("w3", "profile", cid, {"tier": "Gold"}, now)])
+    time.sleep(0.05)
+    report = run_profile_writes(fast)
+    assert report.counts["writes_unchanged"] == 0 and report.counts["accepted"] == 1
+    assert at_emulator(emulator, fast, cid, "tier") == "Gold"
+
+
+def test_two_writes_of_one_customer_never_share_a_lease_in_flight(runtime, emulator):
+    (cid,) = sendable_customers(runtime, 1)
+    now = datetime.now(timezone.utc)
+    runtime.store.writes.enqueue(
+        [
+            NewWrite("p1", "profile", cid, {"tier": "Gold", "segment": "Loyal"}, now),
+            NewWrite("p2", "profile", cid, {"tier": "Silver"}, now),
+        ]
+    )
+    emulator.state.change_faults({"slow_job_rate": 1.0, "slow_job_delay": 0.5})
+    first = run_profile_writes(runtime)
+    assert first.counts["writes_deferred"] == 1 and first.counts["records_sent"] == 1
+    emulator.state.change_faults({"slow_job_rate": 0.0})
+    second = run_profile_writes(runtime)
+    assert second.counts["records_sent"] == 1
+    assert at_emulator(emulator, runtime, cid, "tier") == "Silver"
+    assert at_emulator(emulator, runtime, cid, "segment") == "Loyal"
+
+
+def test_an_accepted_batch_whose_job_could_not_be_recorded_holds_its_customers(
+    program_url, emulator
+):
+    runtime = make_runtime(program_url, emulator.base_url, uncertain_hold_seconds=2.0)
+    try:
+        (cid,) = sendable_customers(runtime, 1, audience="vip")
+        emulator.state.change_faults({"slow_job_rate": 1.0, "slow_job_delay": 1.5})
+        real_record = runtime.store.jobs.record_job
+
+        def locked(*args, **kwargs):
+            emulator.state.change_faults({"slow_job_rate": 0.0})
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+
+        runtime.store.jobs.record_job = locked  # type: ignore[method-assign]
+        config = CONFIG.model_copy(update={"audiences": ["vip"]})
+        with pytest.raises(OperationalError):
+            run_backfill(
+                runtime,
+                config,
+                "bf",
+                thread_pool_sender(runtime, "bf", 1),
+                direct_waiter(runtime, 0.1, "bf"),
+            )
+        runtime.store.jobs.record_job = real_record  # type: ignore[method-assign]
+        assert cid in runtime.store.holds.held([cid])
+        with runtime.source.begin() as conn:
+            conn.execute(
+                delete(audience_members).where(
+                    audience_members.c.audience_slug == "vip",
+                    audience_members.c.customer_id == cid,
+                )
+            )
+        runtime.store.deltas.enqueue([NewDelta("vip", cid, "exit", datetime.now(timezone.utc))])
+        assert incremental(runtime, wait=0.1).counts["leased"] == 0  # held
+        time.sleep(2.1)
+        until_drained(runtime)
+        time.sleep(0.2)
+        assert at_emulator(emulator, runtime, cid, "vip") is False
+    finally:
+        runtime.close()
+
+
+def test_a_replayed_write_that_a_newer_one_overtook_stays_closed(runtime, emulator):
+    (cid,) = sendable_customers(runtime, 1)
+    now = datetime.now(timezone.utc)
+    runtime.store.writes.enqueue([NewWrite("old", "profile", cid, {"tier": "Silver"}, now)])
+    (row,) = runtime.store.writes.lease(10, 60, "x")
+    runtime.store.writes.quarantine([row.seq], "retries_exhausted", "8 attempts", by="x")
+    runtime.store.writes.enqueue([NewWrite("new", "profile", cid, {"tier": "Gold"}, now)])
+    run_profile_writes(runtime)
+    outcome = runtime.store.quarantine.replay()
+    assert (len(outcome.requeued), len(outcome.superseded)) == (0, 1)
+    run_profile_writes(runtime)
+    assert at_emulator(emulator, runtime, cid, "tier") == "Gold"

@@ -237,3 +237,10 @@ def test_rows_queued_leased_are_their_producers_until_the_lease_runs_out(store: 
     assert store.events.lease(10, 60, "relay", now=at(1)) == []
     (seq,) = store.events.leased_by("notice-run")
     assert [row.seq for row in store.events.lease(10, 60, "relay", now=at(61))] == [seq]
+
+
+def test_a_row_whose_lease_ran_out_is_no_longer_its_runs_to_send(store: Store) -> None:
+    store.deltas.enqueue([delta(1)], now=T0)
+    (row,) = store.deltas.lease(1, 60, "w", now=T0)
+    assert store.deltas.owned([row.seq], "w", now=at(59)) == {row.seq}
+    assert store.deltas.owned([row.seq], "w", now=at(60)) == set()

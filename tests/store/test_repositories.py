@@ -33,13 +33,13 @@ def test_record_job_stores_items_in_order_and_marks_carried_rows_inflight(store:
         JobItem(9, "backfill", "vip:9", {"vip": True}),
     ]
 
-    job = store.jobs.record_job("job-1", "audience_incremental", items, "run-a", now=at(1))
+    job = store.jobs.record_job("job-1", "audience_incremental", items, "w", now=at(1))
 
     assert (job.status, job.record_count, job.settled, job.run_label) == (
         "SUBMITTED",
         3,
         False,
-        "run-a",
+        "w",
     )
     assert store.jobs.items("job-1") == items
     (carried_delta,) = store.deltas.get([seqs[0]])
@@ -49,12 +49,21 @@ def test_record_job_stores_items_in_order_and_marks_carried_rows_inflight(store:
     assert store.deltas.get([seqs[1]])[0].state == "leased", "rows not in the job are untouched"
 
 
+def test_a_job_takes_only_the_rows_its_own_run_leases(store: Store) -> None:
+    """A run whose lease ran out (the row was leased again by another) moves nothing."""
+    (seq,) = _leased_deltas(store, 1)
+    item = JobItem(1, "delta", str(seq), {"vip": True})
+    store.jobs.record_job("job-late", "audience_incremental", [item], "someone-else", now=at(1))
+    (row,) = store.deltas.get([seq])
+    assert (row.state, row.lease_owner, row.job_id) == ("leased", "w", None)
+
+
 def test_a_record_job_that_fails_midway_leaves_nothing_behind(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seqs = _leased_deltas(store, 1)
 
-    def crash(*_: object) -> int:
+    def crash(*_: object, **__: object) -> int:
         raise RuntimeError("worker died after the items were written")
 
     monkeypatch.setattr(jobs_module, "set_inflight", crash)
@@ -175,3 +184,16 @@ def test_carried_tells_a_resumed_run_which_records_a_job_already_holds(store: St
 
     assert store.jobs.carried("backfill", ["vip:1", "vip:3", "vip:2"]) == {"vip:1", "vip:2"}
     assert store.jobs.carried("notice", ["vip:1"]) == set()
+
+
+def test_a_record_already_waiting_in_the_quarantine_is_not_parked_twice(store: Store) -> None:
+    entry = {
+        "source_kind": "backfill",
+        "source_ref": "bf|vip|5",
+        "customer_id": 5,
+        "reason_code": "rejected_by_attentive",
+        "detail": "phone is not valid",
+    }
+    store.quarantine.add_many([entry])
+    store.quarantine.add_many([entry])
+    assert store.quarantine.summary() == {"rejected_by_attentive": 1}

@@ -31,6 +31,7 @@ MEANINGS: dict[str, str] = {
     "writes_leased": "attribute writes this run took",
     "writes_overtaken": "writes a later write of the same customer covers",
     "writes_unchanged": "writes whose values Attentive holds already (not sent)",
+    "writes_deferred": "a customer's later writes, sent after their first one's job settles",
     "writes_quarantined": "writes that can never be sent as they are",
     "records_sent": "records submitted in bulk jobs",
     "rejected_on_submit": "records Attentive refused when submitted (quarantined)",

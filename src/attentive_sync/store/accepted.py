@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select, tuple_
+from sqlalchemy.engine import Connection
 
 from attentive_sync.store import _sql
 from attentive_sync.store.tables import accepted_attributes
@@ -68,6 +69,12 @@ class AcceptedAttributes:
                 conn.execute(stmt, chunk)
         return len(rows)
 
+    def forget(self, pairs: Iterable[tuple[int, str]]) -> None:
+        """Drop what the ledger holds for these (customer, attribute) pairs: a job whose
+        fate is unknown carries them, so Attentive may hold another value now."""
+        with self._engine.begin() as conn:
+            forget_in(conn, pairs)
+
     def for_customers(self, customer_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
         """Attribute name -> last accepted value, per customer (absent: nothing accepted)."""
         table, found = accepted_attributes, dict[int, dict[str, Any]]()
@@ -77,3 +84,11 @@ class AcceptedAttributes:
                 for cid, name, value in conn.execute(stmt):
                     found.setdefault(cid, {})[name] = value
         return found
+
+
+def forget_in(conn: Connection, pairs: Iterable[tuple[int, str]]) -> None:
+    """``AcceptedAttributes.forget`` inside the caller's transaction."""
+    table = accepted_attributes
+    key = tuple_(table.c.customer_id, table.c.name)
+    for chunk in _sql.chunks(sorted(set(pairs))):
+        conn.execute(delete(table).where(key.in_(chunk)))

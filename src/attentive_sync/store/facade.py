@@ -43,6 +43,7 @@ WRITES: QueueSpec[NewWrite, QueuedWrite] = QueueSpec(
     key_column="write_key",
     source_kind="write",
     row_type=QueuedWrite,
+    supersede_key=("customer_id", "kind"),
     across_jobs=True,
 )
 

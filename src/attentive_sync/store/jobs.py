@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, Engine, Table, func, insert, literal, or_,
 from sqlalchemy.engine import Connection
 
 from attentive_sync.store import _sql
+from attentive_sync.store.accepted import forget_in
 from attentive_sync.store.errors import InvalidRecordError, JobAlreadyRecordedError, UnknownJobError
 from attentive_sync.store.queue import set_inflight
 from attentive_sync.store.tables import JOB_KINDS, SOURCE_KINDS, bulk_job_items, bulk_jobs
@@ -89,9 +90,11 @@ class JobRepository:
             if inserted.first() is None:
                 raise JobAlreadyRecordedError(f"bulk job {job_id} was already recorded")
             _insert_items(conn, job_id, items)
+            # Until the job settles, what Attentive holds for these attributes is unknown.
+            forget_in(conn, ((i.customer_id, name) for i in items for name in i.attributes))
             for source_kind, table in self._queues.items():
                 refs = [int(i.source_ref) for i in items if i.source_kind == source_kind]
-                set_inflight(conn, table, refs, job_id)
+                set_inflight(conn, table, refs, job_id, owner=run_label)
         return self.get(job_id)
 
     def get(self, job_id: str) -> RecordedJob:

@@ -113,8 +113,15 @@ class QuarantineRepository:
                     "which also parks the row"
                 )
         if entries:
+            # A record already waiting in the quarantine is not parked twice (a job settled
+            # again after its settler died parks the same records again).
+            waiting: set[tuple[str, str]] = set()
+            for kind in {entry["source_kind"] for entry in entries}:
+                refs = [str(e["source_ref"]) for e in entries if e["source_kind"] == kind]
+                waiting |= {(kind, ref) for ref in self.open_refs(kind, refs)}
+            fresh = [e for e in entries if (e["source_kind"], str(e["source_ref"])) not in waiting]
             with self._engine.begin() as conn:
-                insert_entries(conn, entries, as_of(now))
+                insert_entries(conn, fresh, as_of(now))
 
     def list(
         self, reason: str | None = None, limit: int = 100, *, include_replayed: bool = False

@@ -147,12 +147,15 @@ class Queue(Generic[N, R]):
         leased = {"state": "leased", "lease_owner": owner, "lease_expires_at": expires}
         return [self.spec.row_type.from_mapping({**row, **leased}) for row in taken]
 
-    def owned(self, seqs: Sequence[int], by: str) -> set[int]:
-        """Which of ``seqs`` ``by`` (a lease owner or a job id) still holds."""
+    def owned(self, seqs: Sequence[int], by: str, now: datetime | None = None) -> set[int]:
+        """Which of ``seqs`` ``by`` (a lease owner or a job id) still holds, its lease not
+        run out (a row whose lease ran out may be another run's any moment: not sent)."""
         found: set[int] = set()
+        t, live = self._t, as_of(now)
+        unexpired = or_(t.c.state == "inflight", t.c.lease_expires_at > live)
         with self._engine.connect() as conn:
             for among in _sql.member_of(conn, self._t.c.seq, seqs):
-                stmt = select(self._t.c.seq).where(among, self._owned_by(by))
+                stmt = select(self._t.c.seq).where(among, self._owned_by(by), unexpired)
                 found.update(conn.execute(stmt).scalars())
         return found
 
@@ -187,6 +190,11 @@ class Queue(Generic[N, R]):
         with self._engine.connect() as conn:
             stmt = select(t.c.seq).where(t.c.state == "leased", t.c.lease_owner == owner)
             return sorted(conn.execute(stmt).scalars())
+
+    def unlease(self, seqs: Sequence[int], *, by: str) -> int:
+        """Hand rows ``by`` leases back untried (no attempt counted): they go next time."""
+        values = {"state": "pending", "lease_owner": None, "lease_expires_at": None}
+        return self._transition(seqs, by, values)
 
     def _owned_by(self, by: str) -> ColumnElement[bool]:
         t = self._t
@@ -304,13 +312,17 @@ class Queue(Generic[N, R]):
         return {state: found.get(state, 0) for state in QUEUE_STATES}
 
 
-def set_inflight(conn: Connection, table: Table, seqs: Sequence[int], job_id: str) -> int:
-    """Move leased rows to inflight under ``job_id``, inside the caller's transaction."""
+def set_inflight(
+    conn: Connection, table: Table, seqs: Sequence[int], job_id: str, *, owner: str | None = None
+) -> int:
+    """Move leased rows to inflight under ``job_id``, inside the caller's transaction; with
+    ``owner``, only rows that owner still leases (a run whose lease ran out moves none)."""
     moved = 0
+    mine = [table.c.lease_owner == owner] if owner is not None else []
     for among in _sql.member_of(conn, table.c.seq, seqs):
         result = conn.execute(
             update(table)
-            .where(among, table.c.state == "leased")
+            .where(among, table.c.state == "leased", *mine)
             .values(state="inflight", job_id=job_id, lease_expires_at=None)
         )
         moved += result.rowcount

@@ -18,6 +18,7 @@ from sqlalchemy import RowMapping
 from attentive_sync.domain.export_config import SLUG_RE
 from attentive_sync.domain.loyalty.catalogue import EVENT_KEYS, WebhookEnvelope
 from attentive_sync.store.errors import InvalidRecordError
+from attentive_sync.store.tables import WRITE_KINDS
 
 Action = Literal["enter", "exit"]
 QueueState = Literal["pending", "leased", "inflight", "done", "quarantined"]
@@ -125,7 +126,7 @@ class NewWrite:
     """
 
     write_key: str
-    kind: Literal["profile", "notice"]
+    kind: Literal["profile", "reward_reminder", "expiry_notice"]
     customer_id: int
     attributes: Mapping[str, Any]
     occurred_at: datetime
@@ -133,8 +134,10 @@ class NewWrite:
     def __post_init__(self) -> None:
         if not self.write_key or len(self.write_key) > 200:
             raise InvalidRecordError("write_key must be 1 to 200 characters")
-        if self.kind not in ("profile", "notice"):
-            raise InvalidRecordError(f"write kind must be profile or notice, got {self.kind!r}")
+        if self.kind not in WRITE_KINDS:
+            raise InvalidRecordError(
+                f"write kind must be one of {', '.join(WRITE_KINDS)}, got {self.kind!r}"
+            )
         if not self.attributes:
             raise InvalidRecordError("a write carries at least one attribute")
         _check_common(self.customer_id, self.occurred_at)

@@ -43,7 +43,9 @@ JOB_KINDS: tuple[str, ...] = (
     "expiry_notice",
 )
 SOURCE_KINDS: tuple[str, ...] = ("delta", "backfill", "event", "notice", "profile", "write")
-WRITE_KINDS: tuple[str, ...] = ("profile", "notice")
+# What an attribute write carries: a customer's loyalty profile, or one notice's figures. A
+# later write of the same customer and kind overtakes an earlier one (same attributes).
+WRITE_KINDS: tuple[str, ...] = ("profile", "reward_reminder", "expiry_notice")
 
 metadata = MetaData(
     naming_convention={

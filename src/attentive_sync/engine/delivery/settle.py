@@ -21,6 +21,7 @@ from typing import TypeVar
 from attentive_sync.attentive import AttentiveError, BulkJob, NotFound, RecordResult
 from attentive_sync.domain.errors import REJECTED_BY_ATTENTIVE
 from attentive_sync.engine.delivery.kinds import RetryOutcome, lifecycle
+from attentive_sync.engine.delivery.submit import hold_uncertain
 from attentive_sync.engine.runtime import Runtime
 from attentive_sync.store.accepted import AcceptedAttribute
 from attentive_sync.store.jobs import JobItem
@@ -130,6 +131,10 @@ def settle_job(runtime: Runtime, job: BulkJob) -> SettleResult:
     """Apply a finished job's results (the caller holds the job's settle claim)."""
     store, now = runtime.store, utcnow()
     items = store.jobs.items(job.job_id)
+    if job.status == LOST:
+        # Attentive answered 404: if it only does not know the job yet, the job may still
+        # land, so its customers wait as after any answer that was lost.
+        hold_uncertain(runtime, items)
     results, missing = _results(runtime, job, len(items))
     outcome = SettleResult(job.job_id, job.status)
     accepted: list[JobItem] = []

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from attentive_sync.attentive import AttentiveClient, RequestRejected
+from attentive_sync.attentive import AttentiveClient, RequestRejected, RetryableError, StopRun
 from attentive_sync.domain.errors import REJECTED_BY_ATTENTIVE
 from attentive_sync.domain.users import BulkUser
 from attentive_sync.engine.delivery.kinds import lifecycle
@@ -137,16 +137,41 @@ def send_batch(runtime: Runtime, batch: Batch, kind: str, owner: str) -> SendRes
 
     Retryable errors propagate so the caller's retry owner can act (a retry sends only
     what no recorded job carries yet); records Attentive refused outright go through
-    their lifecycle with its message.
+    their lifecycle with its message. A failure that may have left a job at Attentive
+    unrecorded (an uncertain answer, a job that could not be recorded, an answer without
+    a job id) holds the batch's customers, so no newer write of theirs overtakes it.
     """
     pending = sendable(runtime, batch, owner)
+    items = [item for _, item in pending]
     try:
         result = _submit(runtime, pending, kind, owner)
-        result.held_back = len(batch.users) - len(pending)
-        return result
-    finally:
-        for items in _by_kind([item for _, item in pending]).values():
-            lifecycle(items[0]).after_send(runtime, items, owner)
+    except (RetryableError, StopRun) as exc:
+        if not getattr(exc, "may_have_applied", False):
+            _after_send(runtime, items, owner)  # nothing of it reached Attentive
+        raise
+    except Exception:
+        hold_uncertain(runtime, items)
+        raise
+    _after_send(runtime, items, owner)
+    result.held_back = len(batch.users) - len(pending)
+    return result
+
+
+def _after_send(runtime: Runtime, items: Sequence[JobItem], owner: str) -> None:
+    for group in _by_kind(items).values():
+        lifecycle(group[0]).after_send(runtime, group, owner)
+
+
+def hold_uncertain(runtime: Runtime, items: Sequence[JobItem]) -> int:
+    """Hold these records' customers for ``uncertain_hold_seconds`` and forget what the
+    ledger says Attentive holds for their attributes: a job may carry them unrecorded."""
+    until = utcnow() + timedelta(seconds=runtime.sync.uncertain_hold_seconds)
+    holder = f"{UNCERTAIN}:{uuid.uuid4().hex}"
+    runtime.store.holds.hold([item.customer_id for item in items], holder, UNCERTAIN, until)
+    runtime.store.accepted.forget(
+        (item.customer_id, name) for item in items for name in item.attributes
+    )
+    return len(items)
 
 
 def _submit(
@@ -164,10 +189,7 @@ def _submit(
         result.records_sent += len(items)
 
     def hold(users: Sequence[BulkUser]) -> None:
-        until = utcnow() + timedelta(seconds=runtime.sync.uncertain_hold_seconds)
-        holder = f"{UNCERTAIN}:{uuid.uuid4().hex}"
-        runtime.store.holds.hold([u.customer_id for u in users], holder, UNCERTAIN, until)
-        result.uncertain += len(users)
+        result.uncertain += hold_uncertain(runtime, [by_user[id(u)] for u in users])
 
     outcome = submit_isolating(runtime.client, [u for u, _ in pending], record, hold)
     result.requests = outcome.requests

@@ -36,6 +36,7 @@ class WritesPlan:
     leased: int = 0
     overtaken: int = 0
     unchanged: int = 0
+    deferred: int = 0
     quarantined: int = 0
     batches: list[Batch] = field(default_factory=list)
 
@@ -66,10 +67,18 @@ def plan_writes(
     rows = store.writes.lease(MAX_LEASE, runtime.sync.lease_seconds, owner, only={"kind": kinds})
     plan = WritesPlan(leased=len(rows))
     keep, overtaken = latest_writes(rows)
+    # One write per customer per lease: a later one that the first does not cover goes
+    # back untried and follows once the first one's job has settled.
+    first: dict[int, QueuedWrite] = {}
+    for row in keep:
+        first.setdefault(row.customer_id, row)
+    later = [r for r in keep if first[r.customer_id] is not r]
+    store.writes.unlease([r.seq for r in later], by=owner)
+    keep = list(first.values())
     ledger = store.accepted.for_customers(r.customer_id for r in keep)
     unchanged = [r for r in keep if _already_held(r, ledger)]
     store.writes.ack([r.seq for r in overtaken + unchanged], by=owner)
-    plan.overtaken, plan.unchanged = len(overtaken), len(unchanged)
+    plan.overtaken, plan.unchanged, plan.deferred = len(overtaken), len(unchanged), len(later)
     to_send = [r for r in keep if r not in unchanged]
     customers = {
         c["customer_id"]: c
@@ -113,6 +122,7 @@ def run_writes(
         "writes_leased",
         "writes_overtaken",
         "writes_unchanged",
+        "writes_deferred",
         "writes_quarantined",
         "records_sent",
         "rejected_on_submit",
@@ -124,8 +134,9 @@ def run_writes(
         report.add("writes_leased", plan.leased)
         report.add("writes_overtaken", plan.overtaken)
         report.add("writes_unchanged", plan.unchanged)
+        report.add("writes_deferred", plan.deferred)
         report.add("writes_quarantined", plan.quarantined)
         send_and_wait(report, plan.batches, job_kind, send_many, wait, earlier)
         earlier = []
-        if plan.leased < MAX_LEASE:
+        if plan.leased < MAX_LEASE or plan.leased == plan.deferred:
             return

@@ -40,6 +40,7 @@ from attentive_sync.engine.runtime import Runtime
 from attentive_sync.sources.loyalty import load_customers, points_balances
 from attentive_sync.store.queue import MAX_LEASE
 from attentive_sync.store.records import NewWrite, QueuedEvent
+from attentive_sync.store.tables import WRITE_KINDS
 from attentive_sync.store.types import utcnow
 
 KIND = "loyalty_profile"
@@ -211,7 +212,7 @@ def run_relay(
                 break
         if cfg.update_profiles:
             writes = (send_many, wait)
-            run_writes(runtime, export, owner, ["profile", "notice"], KIND, writes, report)
+            run_writes(runtime, export, owner, WRITE_KINDS, KIND, writes, report)
     stale = report.counts["stale_sent"] + report.counts["stale_skipped"]
     if stale:
         report.notes.append(

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -42,7 +42,7 @@ Collaborators = tuple[DeliverMany, SendMany, Wait]
 class NoticeKind:
     """What differs between the two notices."""
 
-    job_kind: str
+    job_kind: Literal["reward_reminder", "expiry_notice"]
     topic: EventKey
     period_key: Callable[[Row], str]
     attributes: Callable[[Row, str], dict[str, Any]]
@@ -125,7 +125,7 @@ def _enqueue_attributes(
     writes = [
         NewWrite(
             f"{kind.job_kind}:{kind.period_key(row)}:{int(row['customer_id'])}",
-            "notice",
+            kind.job_kind,
             int(row["customer_id"]),
             kind.attributes(row, prefix),
             now,
@@ -151,7 +151,9 @@ def _deliver(
     report.add("claimed_before", len(notices) - len(claimed))
     report.add("attribute_writes_queued", _enqueue_attributes(runtime, events, kind, claimed))
     with leases_released_on_failure(runtime, owner):
-        run_writes(runtime, export, owner, ["notice"], kind.job_kind, (send_many, wait), report)
+        run_writes(
+            runtime, export, owner, [kind.job_kind], kind.job_kind, (send_many, wait), report
+        )
     relay = run_relay(
         runtime,
         export,

@@ -66,7 +66,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("seq", name=f"pk_{name}"),
         sa.UniqueConstraint("write_key", name=f"uq_{name}_write_key"),
         sa.CheckConstraint(STATES, name=f"ck_{name}_state"),
-        sa.CheckConstraint("kind IN ('profile', 'notice')", name=f"ck_{name}_kind"),
+        sa.CheckConstraint(
+            "kind IN ('profile', 'reward_reminder', 'expiry_notice')", name=f"ck_{name}_kind"
+        ),
     )
     for index, columns, where in (
         (f"ix_{name}_open", ["seq"], TAKEABLE),
