@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from support.loyalty_samples import SAMPLES
 from support.program import CONFIG, make_runtime
 
-from attentive_sync.attentive import AttentiveClient, RecordResult, RetryableError
+from attentive_sync.attentive import AttentiveClient, AttentiveError, RecordResult, RetryableError
 from attentive_sync.domain.loyalty.attributes import attribute_names
 from attentive_sync.domain.loyalty.catalogue import EventKey
 from attentive_sync.engine.audience.export import run_backfill, run_incremental
@@ -116,28 +116,34 @@ def test_retryable_record_results_and_unreadable_results_are_sent_again(fast, em
     cids = sendable_customers(fast, 2)
     now = datetime.now(timezone.utc)
     fast.store.deltas.enqueue([NewDelta("vip", c, "enter", now) for c in cids])
-    real_iter = fast.client.iter_bulk_results
-    broken = {"calls": 0}
-
-    def unreadable_once(url):
-        broken["calls"] += 1
-        if broken["calls"] == 1:
-            raise_unreadable()
-        return real_iter(url)
-
-    fast.client.iter_bulk_results = unreadable_once  # type: ignore[method-assign]
+    calls = rewrite_results(fast, lambda n, results: raise_unreadable() if n == 1 else results)
     until_drained(fast)
-    assert broken["calls"] >= 2
+    assert calls["n"] >= 2
     assert {row["state"] for row in delta_rows(fast)} == {"done"}
     assert max(row["attempts"] for row in delta_rows(fast)) == 1
     for cid in cids:
         assert at_emulator(emulator, fast, cid, "vip") is True
 
 
-def raise_unreadable() -> None:
-    from attentive_sync.attentive import AttentiveError
-
+def raise_unreadable() -> Iterator[RecordResult]:
     raise AttentiveError("results file line 1 is malformed")
+
+
+Rewrite = Callable[[int, Iterator[RecordResult]], Iterator[RecordResult]]
+
+
+def rewrite_results(runtime: Runtime, rewrite: Rewrite) -> dict[str, int]:
+    """Hand every results file the client reads through ``rewrite(call, results)`` (``call``
+    counts from 1); returns the call counter."""
+    real = runtime.client.iter_bulk_results
+    calls = {"n": 0}
+
+    def rewritten(url: str) -> Iterator[RecordResult]:
+        calls["n"] += 1
+        return rewrite(calls["n"], real(url))
+
+    runtime.client.iter_bulk_results = rewritten  # type: ignore[method-assign]
+    return calls
 
 
 def test_retries_exhausted_park_the_record_and_the_customer_moves_on(program_url, emulator):
@@ -385,16 +391,15 @@ def test_a_results_file_longer_than_its_job_settles_on_the_job_only(runtime, emu
     cids = sendable_customers(runtime, 3)
     now = datetime.now(timezone.utc)
     runtime.store.deltas.enqueue([NewDelta("vip", c, "enter", now) for c in cids])
-    real_iter = runtime.client.iter_bulk_results
     extra = {"lines": 0}
 
-    def padded(url):
-        yield from real_iter(url)
+    def padded(_: int, results: Iterator[RecordResult]) -> Iterator[RecordResult]:
+        yield from results
         for index in range(3, 20_003):
             extra["lines"] += 1
             yield RecordResult(index, 200, "", {"clientUserId": "someone-else"})
 
-    runtime.client.iter_bulk_results = padded  # type: ignore[method-assign]
+    rewrite_results(runtime, padded)
     report = incremental(runtime)
     assert extra["lines"] == 20_000
     assert report.counts["accepted"] == 3 and report.problems() == []
@@ -463,18 +468,15 @@ def test_a_record_answered_503_in_the_results_is_sent_again(fast, emulator):
     cids = sendable_customers(fast, 2)
     now = datetime.now(timezone.utc)
     fast.store.deltas.enqueue([NewDelta("vip", c, "enter", now) for c in cids])
-    real_iter = fast.client.iter_bulk_results
-    calls = {"n": 0}
 
-    def first_record_busy(url):
-        calls["n"] += 1
-        for result in real_iter(url):
-            if calls["n"] == 1 and result.index == 0:
+    def first_record_busy(call: int, results: Iterator[RecordResult]) -> Iterator[RecordResult]:
+        for result in results:
+            if call == 1 and result.index == 0:
                 yield RecordResult(0, 503, "temporarily unavailable", result.request)
             else:
                 yield result
 
-    fast.client.iter_bulk_results = first_record_busy  # type: ignore[method-assign]
+    rewrite_results(fast, first_record_busy)
     first = incremental(fast)
     assert first.counts["accepted"] == 1 and first.counts["retried"] == 1
     until_drained(fast)
@@ -505,16 +507,15 @@ def test_a_record_attentive_refuses_is_quarantined_and_the_rest_applied(runtime,
     cids = sendable_customers(runtime, 3)
     now = datetime.now(timezone.utc)
     runtime.store.deltas.enqueue([NewDelta("vip", c, "enter", now) for c in cids])
-    real_iter = runtime.client.iter_bulk_results
 
-    def second_refused(url):
-        for result in real_iter(url):
+    def second_refused(_: int, results: Iterator[RecordResult]) -> Iterator[RecordResult]:
+        for result in results:
             if result.index == 1:
                 yield RecordResult(1, 400, "email is not valid", result.request)
             else:
                 yield result
 
-    runtime.client.iter_bulk_results = second_refused  # type: ignore[method-assign]
+    rewrite_results(runtime, second_refused)
     report = incremental(runtime)
     assert report.counts["accepted"] == 2 and report.counts["rejected"] == 1
     (entry,) = runtime.store.quarantine.list(reason="rejected_by_attentive")
@@ -540,16 +541,9 @@ def test_a_write_whose_outcome_is_unknown_is_not_taken_as_held(fast, emulator):
     now = datetime.now(timezone.utc)
     fast.store.writes.enqueue([NewWrite("w1", "profile", cid, {"tier": "Gold"}, now)])
     run_profile_writes(fast)
-    real_iter = fast.client.iter_bulk_results
-
-    def unreadable(url):
-        raise_unreadable()
-        return real_iter(url)
-
-    fast.client.iter_bulk_results = unreadable  # type: ignore[method-assign]
+    rewrite_results(fast, lambda n, results: raise_unreadable() if n == 1 else results)
     fast.store.writes.enqueue([NewWrite("w2", "profile", cid, {"tier": "Silver"}, now)])
     run_profile_writes(fast)
-    fast.client.iter_bulk_results = real_iter  # type: ignore[method-assign]
     assert at_emulator(emulator, fast, cid, "tier") == "Silver"  # applied, outcome unknown
     assert "tier" not in fast.store.accepted.for_customers([cid]).get(cid, {})
     fast.store.writes.enqueue([NewWrite("w3", "profile", cid, {"tier": "Gold"}, now)])

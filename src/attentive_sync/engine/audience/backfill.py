@@ -34,10 +34,6 @@ class BackfillPage:
     skipped: int = 0
     skipped_quarantined: int = 0
 
-    @property
-    def records(self) -> int:
-        return sum(len(b.users) for b in self.batches)
-
 
 class BackfillPlanner:
     """Turns audience pages into batches; the caller sends them, then ``commit``s the page."""

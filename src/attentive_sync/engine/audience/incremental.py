@@ -34,10 +34,6 @@ class IncrementalPlan:
     early_flushes: int = 0
     batches: list[Batch] = field(default_factory=list)
 
-    @property
-    def records(self) -> int:
-        return sum(len(b.users) for b in self.batches)
-
 
 def coalesce(rows: list[QueuedDelta]) -> tuple[list[QueuedDelta], list[QueuedDelta]]:
     """Split leased rows into (latest per customer and audience, overtaken), in queue order."""

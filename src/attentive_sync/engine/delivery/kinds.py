@@ -27,7 +27,6 @@ from sqlalchemy import Engine
 
 from attentive_sync.engine.delivery.retry import RETRIES_EXHAUSTED, RetryPolicy
 from attentive_sync.engine.runtime import Runtime
-from attentive_sync.masking import mask_payload
 from attentive_sync.sources.loyalty import is_member, members_among
 from attentive_sync.store.jobs import JobItem
 from attentive_sync.store.queue import Queue
@@ -100,7 +99,7 @@ class Queued:
         self, runtime: Runtime, item: JobItem, code: str, detail: str, payload: Any, by: str
     ) -> None:
         seq = int(item.source_ref)
-        payloads = {seq: mask_payload(payload)} if payload is not None else None
+        payloads = {seq: payload} if payload is not None else None
         self.queue(runtime).quarantine([seq], code, detail, by=by, payloads=payloads)
 
 
@@ -223,7 +222,7 @@ def park(
         code,
         detail,
         customer_id=item.customer_id,
-        payload=mask_payload(payload) if payload is not None else None,
+        payload=payload,
     )
 
 
