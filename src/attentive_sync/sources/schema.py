@@ -19,6 +19,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     Table,
     Text,
+    false,
 )
 
 # RowId: SQLite only aliases the rowid for a column declared exactly INTEGER PRIMARY KEY; a
@@ -101,6 +102,10 @@ points_ledger = Table(
     Column("status", Text, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("approved_at", UtcDateTime()),
+    # Revision 0004: a spend that claimed a reward, an earn that came from an activity rule.
+    Column("reward_id", Integer),
+    Column("voucher_code", Text),
+    Column("rule_name", Text),
     # Leads with customer_id, so it also serves every per-customer lookup; a separate
     # single-column index would only slow down writes.
     Index("ix_points_ledger_customer_created", "customer_id", "created_at"),
@@ -136,6 +141,23 @@ program_settings = Table(
     Column("expiry_period_days", Integer, nullable=False),
     Column("expiry_notice_days", Integer, nullable=False),
     Column("reward_reminder_enabled_at", UtcDateTime()),
+    # Revision 0004: events derived from the tables (off by default), and how many points
+    # before the next tier a customer is "approaching" it (NULL: no such event).
+    Column("derived_events_enabled", Boolean, nullable=False, server_default=false()),
+    Column("approaching_tier_points", Integer),
+)
+
+referrals = Table(
+    "referrals",
+    metadata,
+    Column("referral_id", RowId, primary_key=True, autoincrement=False),
+    Column("referrer_id", BigInteger, nullable=False),
+    Column("referred_customer_id", BigInteger),
+    Column("referred_name", Text),
+    Column("points_awarded", Integer, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("completed_at", UtcDateTime()),
+    Index("ix_referrals_completed_at", "completed_at"),
 )
 
 # Parents before children: the order to create and fill; reversed, the order to clear.
@@ -147,4 +169,5 @@ REFERENCE_TABLES: tuple[Table, ...] = (
     rewards,
     tiers,
     program_settings,
+    referrals,
 )

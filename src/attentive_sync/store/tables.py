@@ -222,3 +222,38 @@ notices_sent = Table(
     Column("event_id", String(200)),
     UniqueConstraint("kind", "customer_id", "period_key"),
 )
+
+# Derived loyalty events (engine/derived): each customer's program state as last seen, which
+# the next run diffs the tables against, and when the cooled-down events last went out.
+derived_state = Table(
+    "derived_state",
+    metadata,
+    Column("customer_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("tier", Text),
+    Column("insights_segment", Text),
+    Column("points_balance", BigInteger, nullable=False),
+    Column("reward_available_at", UtcDateTime),
+    Column("approaching_tier_at", UtcDateTime),
+)
+
+# One row (id 1) once the baseline is recorded: the run generation (part of every state
+# event id, and the check that two runs never both commit from one snapshot) and the
+# highest ledger entry already read.
+derived_progress = Table(
+    "derived_progress",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("generation", BigInteger, nullable=False),
+    Column("ledger_entry_id", BigInteger, nullable=False),
+    Column("baseline_at", UtcDateTime, nullable=False),
+    Column("last_run_at", UtcDateTime, nullable=False),
+)
+
+# Completed referrals already turned into events (a referral completes by an update, so
+# no position in the table says which ones are new).
+derived_referrals_seen = Table(
+    "derived_referrals_seen",
+    metadata,
+    Column("referral_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("seen_at", UtcDateTime, nullable=False),
+)
