@@ -18,7 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from attentive_sync.flows._preflight import PreflightError, one_line, preflight
 from attentive_sync.flows.audience import audience_backfill, audience_incremental
-from attentive_sync.flows.loyalty import loyalty_events
+from attentive_sync.flows.loyalty import loyalty_changes, loyalty_events
 from attentive_sync.flows.notices import expiry_notice, reward_reminder
 
 # Shipped inside the package (attentive_sync.deployments), so an installed copy has it too.
@@ -31,6 +31,7 @@ FLOWS: dict[str, FlowOfCounts] = {
     "audience-backfill": audience_backfill,
     "audience-incremental": audience_incremental,
     "loyalty-events": loyalty_events,
+    "loyalty-changes": loyalty_changes,
     "reward-reminder": reward_reminder,
     "expiry-notice": expiry_notice,
 }

@@ -19,7 +19,8 @@ from attentive_sync.sources.errors import SeedError
 
 class BulkLoader(Protocol):
     def load(self, table: Table, rows: Sequence[tuple[object, ...]]) -> None:
-        """Append ``rows`` (values in the table's column order) to ``table``."""
+        """Append ``rows`` (values in the table's column order) to ``table``; rows may stop
+        short of the last columns (added by later revisions), which are then left NULL."""
 
 
 def _driver(conn: Connection) -> Any:
@@ -28,6 +29,10 @@ def _driver(conn: Connection) -> Any:
     if raw is None:
         raise SeedError("the database connection was closed during the seed")
     return raw
+
+
+def _leading_columns(table: Table, rows: Sequence[tuple[object, ...]]) -> list[str]:
+    return [c.name for c in table.columns][: len(rows[0])]
 
 
 class SqliteLoader:
@@ -44,8 +49,8 @@ class SqliteLoader:
         # issued would commit every row on its own: a hundred times slower, and partial.
         if raw.isolation_level is None and not raw.in_transaction:
             raise RuntimeError("bulk load outside a transaction; wrap it in conn.begin()")
-        columns = ", ".join(c.name for c in table.columns)
-        marks = ", ".join("?" for _ in table.columns)
+        names = _leading_columns(table, rows)
+        columns, marks = ", ".join(names), ", ".join("?" for _ in names)
         raw.cursor().executemany(f"INSERT INTO {table.name} ({columns}) VALUES ({marks})", rows)
 
 
@@ -60,7 +65,7 @@ class PostgresLoader:
             return
         # Timestamps arrive as naive UTC text; make the server read them as UTC.
         self._conn.exec_driver_sql("SET LOCAL TIME ZONE 'UTC'")
-        columns = ", ".join(c.name for c in table.columns)
+        columns = ", ".join(_leading_columns(table, rows))
         with _driver(self._conn).cursor().copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)

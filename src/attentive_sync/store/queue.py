@@ -91,6 +91,19 @@ class Queue(Generic[N, R]):
         ``lease`` (owner, seconds) stores them leased already: the run that produced them
         sends them itself, and only if it dies do they fall to whoever leases next.
         """
+        with self._engine.begin() as conn:
+            return self.enqueue_in(conn, items, now=now, lease=lease)
+
+    def enqueue_in(
+        self,
+        conn: Connection,
+        items: Iterable[N],
+        *,
+        now: datetime | None = None,
+        lease: tuple[str, float] | None = None,
+    ) -> EnqueueResult:
+        """``enqueue`` inside the caller's transaction, so the items are stored together
+        with whatever else it writes (or not at all)."""
         now = as_of(now)
         received = 0
         held: dict[str, Any] = {}
@@ -104,12 +117,11 @@ class Queue(Generic[N, R]):
             values = {**item.values(), "enqueued_at": now, "next_attempt_at": now, **held}
             unique.setdefault(item.key, values)
         stored = 0
-        with self._engine.begin() as conn:
-            for chunk in _sql.chunks(unique.values()):
-                stmt = _sql.upsert_insert(conn, self._t).on_conflict_do_nothing(
-                    index_elements=[self.spec.key_column]
-                )
-                stored += len(conn.execute(stmt.returning(self._t.c.seq), chunk).all())
+        for chunk in _sql.chunks(unique.values()):
+            stmt = _sql.upsert_insert(conn, self._t).on_conflict_do_nothing(
+                index_elements=[self.spec.key_column]
+            )
+            stored += len(conn.execute(stmt.returning(self._t.c.seq), chunk).all())
         return EnqueueResult(stored=stored, duplicates=received - stored)
 
     def lease(

@@ -1,0 +1,243 @@
+"""One derive run: diff the program's tables against the snapshot, enqueue what changed as
+loyalty events and move the snapshot, all in one transaction; then relay those events.
+
+The first run only records the baseline (every customer's current state) and sends
+nothing, unless ``send_current_state`` asks it to treat every customer's current state as
+new. Two runs never both commit from one snapshot: the run generation in
+``derived_progress`` is checked and bumped first in the writing transaction, and the
+second run to get there stores nothing (its events are the first run's, by id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, text, update
+
+from attentive_sync.domain.export_config import ExportConfig
+from attentive_sync.domain.loyalty.rewards import UNSUPPORTED_REWARD_KINDS
+from attentive_sync.engine.checks import ConfigurationError, check_against_source
+from attentive_sync.engine.delivery.collaborators import SendMany, Wait
+from attentive_sync.engine.derived import queries
+from attentive_sync.engine.derived.rules import (
+    DERIVED_KEYS,
+    Derived,
+    Program,
+    derive_row_events,
+    derive_state_events,
+)
+from attentive_sync.engine.loyalty.relay import DeliverMany, EventsConfig, run_relay
+from attentive_sync.engine.report import Report
+from attentive_sync.engine.runtime import Runtime
+from attentive_sync.store import _sql
+from attentive_sync.store.db import normalise_url
+from attentive_sync.store.tables import derived_progress, derived_referrals_seen, derived_state
+from attentive_sync.store.types import UtcDateTime, as_of
+
+SNAPSHOT_COLUMNS = (
+    "customer_id",
+    "tier",
+    "insights_segment",
+    "points_balance",
+    "reward_available_at",
+    "approaching_tier_at",
+)
+
+
+class SnapshotMoved(Exception):
+    """Another run committed from the same snapshot first; this one stored nothing."""
+
+
+def check_same_database(runtime: Runtime) -> None:
+    """The diff joins the program's tables with the engine's snapshot: one database."""
+    source = normalise_url(runtime.sync.loyalty_url).render_as_string(hide_password=False)
+    state = normalise_url(runtime.sync.db_url).render_as_string(hide_password=False)
+    if source != state:
+        raise ConfigurationError(
+            "derived loyalty events need the loyalty tables (or views) in the state store's "
+            "database: ATTENTIVE_SYNC_SOURCE_URL names another database"
+        )
+
+
+def _offerable_rewards(conn: Connection) -> list[dict[str, Any]]:
+    """Rewards that can be offered (the notices' rule), cheapest first, as listed in events."""
+    rows = conn.execute(
+        text(
+            "SELECT reward_id, title, kind, cost_points FROM rewards"
+            " WHERE enabled = :yes AND in_stock = :yes AND actionable = :yes"
+            " AND cost_points IS NOT NULL ORDER BY cost_points, reward_id"
+        ),
+        {"yes": True},
+    ).mappings()
+    return [
+        {
+            "reward_id": int(r["reward_id"]),
+            "title": str(r["title"]),
+            "kind": str(r["kind"]),
+            "cost_points": int(r["cost_points"]),
+        }
+        for r in rows
+        if r["kind"] not in UNSUPPORTED_REWARD_KINDS
+    ]
+
+
+def _snapshot_row(change: Mapping[str, Any], derived: Derived) -> dict[str, Any]:
+    cid = int(change["customer_id"])
+    return {
+        "customer_id": cid,
+        "tier": change["tier"],
+        "insights_segment": change["insights_segment"],
+        "points_balance": int(change["points_balance"]),
+        "reward_available_at": derived.reward_available_at.get(cid, change["reward_available_at"]),
+        "approaching_tier_at": derived.approaching_tier_at.get(cid, change["approaching_tier_at"]),
+    }
+
+
+def _claim_generation(
+    conn: Connection, progress: queries.Progress | None, generation: int, upto: int, now: datetime
+) -> None:
+    """First in the writing transaction: take the next generation or find it taken."""
+    if progress is None:
+        stmt = _sql.upsert_insert(conn, derived_progress).values(
+            id=1, generation=generation, ledger_entry_id=upto, baseline_at=now, last_run_at=now
+        )
+        inserted = stmt.on_conflict_do_nothing().returning(derived_progress.c.id)
+        taken = conn.execute(inserted).first() is not None
+    else:
+        stmt = (
+            update(derived_progress)
+            .where(derived_progress.c.id == 1)
+            .where(derived_progress.c.generation == progress.generation)
+            .values(generation=generation, ledger_entry_id=upto, last_run_at=now)
+        )
+        taken = conn.execute(stmt).rowcount == 1
+    if not taken:
+        raise SnapshotMoved
+
+
+def _see_referrals(conn: Connection, ids: Sequence[int], now: datetime) -> None:
+    for chunk in _sql.chunks([{"referral_id": i, "seen_at": now} for i in ids]):
+        conn.execute(derived_referrals_seen.insert(), chunk)
+
+
+def _move_snapshot(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    for chunk in _sql.chunks(rows):
+        stmt = _sql.upsert_insert(conn, derived_state)
+        keep = {name: stmt.excluded[name] for name in SNAPSHOT_COLUMNS[1:]}
+        conn.execute(stmt.on_conflict_do_update(index_elements=["customer_id"], set_=keep), chunk)
+    conn.execute(text(queries.FORGET_GONE_SQL))
+
+
+def _record_baseline(runtime: Runtime, upto: int, now: datetime) -> int:
+    with runtime.store.engine.begin() as conn:
+        _claim_generation(conn, None, 1, upto, now)
+        conn.execute(delete(derived_state))
+        conn.execute(delete(derived_referrals_seen))
+        recorded = conn.execute(text(queries.record_baseline_sql())).rowcount
+        seen = text(queries.SEE_ALL_REFERRALS_SQL).bindparams(bindparam("now", type_=UtcDateTime))
+        conn.execute(seen, {"now": now})
+    return int(recorded)
+
+
+def derive(
+    runtime: Runtime,
+    cfg: EventsConfig,
+    owner: str,
+    *,
+    now: datetime | None = None,
+    send_current_state: bool = False,
+) -> Report:
+    """Diff, enqueue (leased by ``owner``, who relays them) and move the snapshot."""
+    now = as_of(now)
+    check_same_database(runtime)
+    report = Report("Derived loyalty events")
+    report.must_add_up("derived", "queued", "queued_before")
+    with runtime.source.connect() as conn:
+        settings = queries.load_settings(conn)
+        if not settings.enabled:
+            report.notes.append("derived events are off (program_settings.derived_events_enabled)")
+            return report
+        progress = queries.load_progress(conn)
+        upto = queries.max_ledger_entry(conn)
+    if progress is None and not send_current_state:
+        try:
+            report.add("baseline_customers", _record_baseline(runtime, upto, now))
+        except SnapshotMoved:
+            report.notes.append("another run recorded the baseline first")
+            return report
+        report.notes.append("first run: recorded the baseline, sent nothing")
+        return report
+    derived, snapshot, referral_ids = _derive(runtime, cfg, progress, upto, now)
+    try:
+        with runtime.store.engine.begin() as conn:
+            generation = (progress.generation if progress else 0) + 1
+            _claim_generation(conn, progress, generation, upto, now)
+            if progress is None:  # sending the current state: whatever was left is replaced
+                conn.execute(delete(derived_state))
+                conn.execute(delete(derived_referrals_seen))
+            lease = (owner, runtime.sync.lease_seconds)
+            queued = runtime.store.events.enqueue_in(conn, derived.events, now=now, lease=lease)
+            _move_snapshot(conn, snapshot)
+            _see_referrals(conn, referral_ids, now)
+    except SnapshotMoved:
+        report.notes.append("another run moved the snapshot first; this run stored nothing")
+        return report
+    report.add("changed_customers", len(snapshot))
+    for name, value in sorted(derived.counts.items()):
+        report.add(name if name in _PLAIN_COUNTS else f"derived_{name}", value)
+    report.add("derived", len(derived.events))
+    report.add("queued", queued.stored)
+    report.add("queued_before", queued.duplicates)
+    return report
+
+
+_PLAIN_COUNTS = frozenset({"cooldown_suppressed"})
+
+
+def _derive(
+    runtime: Runtime,
+    cfg: EventsConfig,
+    progress: queries.Progress | None,
+    upto: int,
+    now: datetime,
+) -> tuple[Derived, list[dict[str, Any]], list[int]]:
+    """The events, the snapshot rows to write, the referrals now seen (nothing written)."""
+    derived = Derived()
+    with runtime.source.connect() as conn:
+        settings = queries.load_settings(conn)
+        program = Program(
+            queries.load_tiers(conn),
+            _offerable_rewards(conn),
+            settings.approaching_tier_points,
+            cfg.selection,
+        )
+        referrals = queries.new_referrals(conn)
+        if progress is not None:  # a first run sends the current state, never the history
+            ledger = queries.new_ledger_rows(conn, progress.ledger_entry_id, upto)
+            derive_row_events(ledger, referrals, cfg.selection, derived)
+        generation = (progress.generation if progress else 0) + 1
+        snapshot = []
+        for change in queries.changed_customers(conn, everyone=progress is None):
+            derive_state_events(change, program, generation, now, derived)
+            snapshot.append(_snapshot_row(change, derived))
+    return derived, snapshot, [int(r["referral_id"]) for r in referrals]
+
+
+def run_loyalty_changes(
+    runtime: Runtime,
+    export: ExportConfig,
+    cfg: EventsConfig,
+    owner: str,
+    collaborators: tuple[DeliverMany, SendMany, Wait],
+    *,
+    send_current_state: bool = False,
+    now: datetime | None = None,
+) -> Report:
+    """Derive, then relay the derived events through the one loyalty event path."""
+    check_against_source(runtime, export)
+    report = derive(runtime, cfg, owner, now=now, send_current_state=send_current_state)
+    topics = [key.value for key in DERIVED_KEYS]
+    report.merge(run_relay(runtime, export, cfg, owner, collaborators, topics=topics))
+    return report
