@@ -4,6 +4,8 @@
 2. creates the embedded SQLite state store and seeds a demo loyalty program;
 3. runs audience-backfill, then queues enter/exit deltas and runs audience-incremental;
 4. posts signed loyalty webhooks to the intake and runs loyalty-events;
+4b. turns derived events on, changes tiers, segments, the ledger and referrals in SQL and
+   runs loyalty-changes (a baseline, the changes, and a second run that sends nothing);
 5. runs reward-reminder and expiry-notice (twice, to show nothing is sent twice);
 6. prints what the emulator holds and the quarantine summary.
 
@@ -175,6 +177,52 @@ def post_events(intake: IntakeThread, store: Store) -> None:
     )
 
 
+def change_program_in_sql(store: Store) -> None:
+    """What a brand's own systems do to its tables; no webhook, no enqueue."""
+    from sqlalchemy import text
+
+    who = pick(
+        store,
+        "SELECT customer_id FROM customers WHERE email IS NOT NULL AND tier = 'Silver'"
+        " ORDER BY customer_id DESC LIMIT 4",
+    )
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    statements = [
+        f"UPDATE customers SET tier = 'Gold' WHERE customer_id = {who[0]}",
+        f"UPDATE customers SET tier = 'Bronze' WHERE customer_id = {who[1]}",
+        f"UPDATE customers SET insights_segment = 'at_risk' WHERE customer_id = {who[2]}",
+        "INSERT INTO points_ledger (entry_id, customer_id, points, kind, status, created_at,"
+        " rule_name) SELECT MAX(entry_id) + 1, "
+        f"{who[3]}, 75, 'earned', 'approved', '{now}', 'Wrote a review' FROM points_ledger",
+        "INSERT INTO points_ledger (entry_id, customer_id, points, kind, status, created_at,"
+        " reward_id, voucher_code) SELECT MAX(entry_id) + 1, "
+        f"{who[0]}, -250, 'spent', 'approved', '{now}', 2, 'DEMO-15OFF' FROM points_ledger",
+        "INSERT INTO referrals (referral_id, referrer_id, referred_name, points_awarded,"
+        f" created_at, completed_at) VALUES (1, {who[2]}, 'Sam', 200, '{now}', '{now}')",
+    ]
+    with store.engine.begin() as conn:
+        for statement in statements:
+            console.print(f"[dim]{statement}")
+            conn.execute(text(statement))
+
+
+def show_derived(emulator: EmulatorServer) -> int:
+    derived = [
+        e
+        for e in emulator.state.list_events()["events"]
+        if e["externalEventId"].startswith("derived:")
+    ]
+    table = Table(title="Derived events Attentive (the emulator) received")
+    for column in ("event type", "to", "properties"):
+        table.add_column(column)
+    for event in derived:
+        email = (event.get("user") or {}).get("email") or ""
+        properties = ", ".join(f"{k}={v}" for k, v in event["properties"].items())
+        table.add_row(event["type"], mask_email(email), properties)
+    console.print(table)
+    return len(derived)
+
+
 def show_members(
     emulator: EmulatorServer, store: Store, leaving: list[int], joining: list[int]
 ) -> bool:
@@ -233,6 +281,15 @@ def main() -> int:
         step("loyalty-events (signed webhooks through the intake)")
         post_events(intake, store)
         run_flow("loyalty-events", wait_seconds=30)
+        step("loyalty-changes: events derived from the tables (first run: the baseline)")
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE program_settings SET derived_events_enabled = 1")
+        run_flow("loyalty-changes", wait_seconds=30)
+        step("loyalty-changes after changes made in SQL, then once more")
+        change_program_in_sql(store)
+        run_flow("loyalty-changes", wait_seconds=30)
+        received = show_derived(emulator)
+        again = run_flow("loyalty-changes", wait_seconds=30)
         step("reward-reminder, run twice for the same interval")
         run_flow("reward-reminder", wait_seconds=60)
         second = run_flow("reward-reminder", wait_seconds=60)
@@ -242,6 +299,7 @@ def main() -> int:
         ok = show_members(emulator, store, leaving, joining)
         show_quarantine(store)
         ok &= second.get("claimed", 0) == 0
+        ok &= received >= 6 and again.get("derived", 0) == 0
         intake.server.should_exit = True
     console.print("[bold green]demo complete" if ok else "[bold red]demo found a problem")
     return 0 if ok else 1

@@ -48,6 +48,9 @@ def test_prefect_yaml_declares_every_flow_with_schedules_and_limits():
     for name in ("audience-incremental", "loyalty-events"):
         assert deployments[name].concurrency_limit == 1
         assert deployments[name].schedules[0].schedule.interval.total_seconds() == 30
+    changes = deployments["loyalty-changes"]
+    assert changes.concurrency_limit == 1
+    assert changes.schedules[0].schedule.interval.total_seconds() == 180
     assert deployments["reward-reminder"].schedules[0].schedule.cron == "0 9 1 * *"
     assert deployments["expiry-notice"].schedules[0].schedule.cron == "0 9 * * *"
     assert deployments["audience-backfill"].schedules == []
@@ -116,6 +119,34 @@ def test_loyalty_events_flow_under_prefect(flow_env, emulator):
     counts = FLOWS["loyalty-events"](config=CONFIG, events=chosen, wait_seconds=10)
     assert counts["accepted_events"] == 1
     assert emulator.state.list_events("Loyalty Referral Complete")["total"] == 1
+
+
+@pytest.mark.prefect
+def test_loyalty_changes_flow_under_prefect(flow_env, emulator):
+    from sqlalchemy import text
+
+    store = flow_env
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE program_settings SET derived_events_enabled = true"))
+        customer = conn.execute(
+            text(
+                "SELECT customer_id FROM customers WHERE email IS NOT NULL"
+                " AND client_user_id IS NOT NULL AND tier = 'Bronze' ORDER BY customer_id LIMIT 1"
+            )
+        ).scalar_one()
+        conn.execute(
+            text("UPDATE customers SET phone = NULL WHERE customer_id = :c"), {"c": customer}
+        )
+    baseline = FLOWS["loyalty-changes"](config=CONFIG, wait_seconds=10)
+    assert baseline["baseline_customers"] > 0 and emulator.state.list_events()["total"] == 0
+    with store.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE customers SET tier = 'Silver' WHERE customer_id = :c"), {"c": customer}
+        )
+    counts = FLOWS["loyalty-changes"](config=CONFIG, wait_seconds=10)
+    assert counts["derived_tier_upgraded"] == 1 and counts["accepted_events"] == 1
+    sent = emulator.state.list_events("Loyalty Tier Upgraded")["events"]
+    assert [e["properties"]["new_tier"] for e in sent] == ["Silver"]
 
 
 def _any_job(store):
