@@ -102,3 +102,31 @@ def test_times_are_utc_aware_and_bulk_text_matches_the_sqlalchemy_storage_format
     micros = (moment - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
     assert to_text(np.array([micros, -1], dtype=np.int64)) == [raw, None]
     assert read == moment and read.tzinfo == timezone.utc
+
+
+def test_migration_0004_leaves_a_brands_views_alone(tmp_path) -> None:
+    """A brand that replaced the reference tables with views keeps them through 0004."""
+    url = f"sqlite:///{tmp_path / 'views.db'}"
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0003")
+            conn.execute(text("DROP TABLE points_ledger"))
+            conn.execute(text("DROP TABLE program_settings"))
+            conn.execute(text("CREATE TABLE brand_points (id INTEGER, who INTEGER, n INTEGER)"))
+            conn.execute(
+                text(
+                    "CREATE VIEW points_ledger AS SELECT id AS entry_id, who AS customer_id,"
+                    " n AS points, 'earned' AS kind, 'approved' AS status,"
+                    " NULL AS created_at, NULL AS approved_at, NULL AS reward_id,"
+                    " NULL AS voucher_code, NULL AS rule_name FROM brand_points"
+                )
+            )
+            conn.execute(text("CREATE VIEW program_settings AS SELECT 1 AS id"))
+            conn.execute(text("CREATE VIEW referrals AS SELECT 1 AS referral_id"))
+            command.upgrade(alembic_config(conn), "head")
+        inspector = inspect(engine)
+        assert {"points_ledger", "program_settings", "referrals"} <= set(inspector.get_view_names())
+        assert "derived_state" in inspector.get_table_names()
+    finally:
+        engine.dispose()

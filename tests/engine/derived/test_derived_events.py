@@ -182,9 +182,13 @@ def test_each_derived_type_arrives_once_and_a_second_run_sends_nothing(
         ).one()
     assert snap.tier == "Gold" and generation(runtime) == 2
 
+    gone = who["claim"]  # a customer who leaves the program leaves the snapshot too
+    execute(engine, "DELETE FROM audience_members WHERE customer_id = :c", c=gone)
+    execute(engine, "DELETE FROM customers WHERE customer_id = :c", c=gone)
     again = derive_and_relay(runtime, CONFIG)
     assert again.problems() == []
     assert again.counts["derived"] == 0 and again.counts["changed_customers"] == 0
+    assert scalar(engine, "SELECT COUNT(*) FROM derived_state WHERE customer_id = :c", c=gone) == 0
     assert emulator.state.list_events()["total"] == total
     assert emulator.state.list_events()["duplicates"] == 0
 
@@ -303,7 +307,7 @@ def test_a_failed_commit_stores_nothing_and_the_next_run_sends_once(
     derive_and_relay(runtime, CONFIG)
     make_changes(engine, who)
 
-    def broken(conn, rows):
+    def broken(*args):
         raise RuntimeError("the database went away")
 
     monkeypatch.setattr(run, "_move_snapshot", broken)

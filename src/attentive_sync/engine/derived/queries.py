@@ -148,10 +148,17 @@ def record_baseline_sql() -> str:
     )
 
 
-FORGET_GONE_SQL = (
-    "DELETE FROM derived_state WHERE NOT EXISTS"
-    " (SELECT 1 FROM customers c WHERE c.customer_id = derived_state.customer_id)"
-)
+def gone_customers(conn: Connection) -> list[int]:
+    """Customers in the snapshot who are no longer in the program (read, not deleted, here:
+    the writing transaction deletes them by id, so it stays short)."""
+    rows = conn.execute(
+        text(
+            "SELECT s.customer_id FROM derived_state s WHERE NOT EXISTS"
+            " (SELECT 1 FROM customers c WHERE c.customer_id = s.customer_id)"
+        )
+    )
+    return [int(row[0]) for row in rows]
+
 
 SEE_ALL_REFERRALS_SQL = (
     "INSERT INTO derived_referrals_seen (referral_id, seen_at)"

@@ -11,6 +11,7 @@ second run to get there stores nothing (its events are the first run's, by id).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +34,7 @@ from attentive_sync.engine.report import Report
 from attentive_sync.engine.runtime import Runtime
 from attentive_sync.store import _sql
 from attentive_sync.store.db import normalise_url
+from attentive_sync.store.queue import EnqueueResult
 from attentive_sync.store.tables import derived_progress, derived_referrals_seen, derived_state
 from attentive_sync.store.types import UtcDateTime, as_of
 
@@ -122,12 +124,13 @@ def _see_referrals(conn: Connection, ids: Sequence[int], now: datetime) -> None:
         conn.execute(derived_referrals_seen.insert(), chunk)
 
 
-def _move_snapshot(conn: Connection, rows: list[dict[str, Any]]) -> None:
+def _move_snapshot(conn: Connection, rows: list[dict[str, Any]], gone: Sequence[int]) -> None:
     for chunk in _sql.chunks(rows):
         stmt = _sql.upsert_insert(conn, derived_state)
         keep = {name: stmt.excluded[name] for name in SNAPSHOT_COLUMNS[1:]}
         conn.execute(stmt.on_conflict_do_update(index_elements=["customer_id"], set_=keep), chunk)
-    conn.execute(text(queries.FORGET_GONE_SQL))
+    for condition in _sql.member_of(conn, derived_state.c.customer_id, gone):
+        conn.execute(delete(derived_state).where(condition))
 
 
 def _record_baseline(runtime: Runtime, upto: int, now: datetime) -> int:
@@ -169,21 +172,13 @@ def derive(
             return report
         report.notes.append("first run: recorded the baseline, sent nothing")
         return report
-    derived, snapshot, referral_ids = _derive(runtime, cfg, progress, upto, now)
+    found = _derive(runtime, cfg, progress, upto, now)
     try:
-        with runtime.store.engine.begin() as conn:
-            generation = (progress.generation if progress else 0) + 1
-            _claim_generation(conn, progress, generation, upto, now)
-            if progress is None:  # sending the current state: whatever was left is replaced
-                conn.execute(delete(derived_state))
-                conn.execute(delete(derived_referrals_seen))
-            lease = (owner, runtime.sync.lease_seconds)
-            queued = runtime.store.events.enqueue_in(conn, derived.events, now=now, lease=lease)
-            _move_snapshot(conn, snapshot)
-            _see_referrals(conn, referral_ids, now)
+        queued = _commit(runtime, progress, upto, found, owner, now)
     except SnapshotMoved:
         report.notes.append("another run moved the snapshot first; this run stored nothing")
         return report
+    derived, snapshot = found.derived, found.snapshot
     report.add("changed_customers", len(snapshot))
     for name, value in sorted(derived.counts.items()):
         report.add(name if name in _PLAIN_COUNTS else f"derived_{name}", value)
@@ -196,13 +191,45 @@ def derive(
 _PLAIN_COUNTS = frozenset({"cooldown_suppressed"})
 
 
+@dataclass
+class Found:
+    """What a run derived, before anything is written."""
+
+    derived: Derived
+    snapshot: list[dict[str, Any]]
+    referral_ids: list[int]
+    gone: list[int]
+
+
+def _commit(
+    runtime: Runtime,
+    progress: queries.Progress | None,
+    upto: int,
+    found: Found,
+    owner: str,
+    now: datetime,
+) -> EnqueueResult:
+    """One transaction: take the generation, enqueue the events, move the snapshot."""
+    with runtime.store.engine.begin() as conn:
+        generation = (progress.generation if progress else 0) + 1
+        _claim_generation(conn, progress, generation, upto, now)
+        if progress is None:  # sending the current state: whatever was left is replaced
+            conn.execute(delete(derived_state))
+            conn.execute(delete(derived_referrals_seen))
+        lease = (owner, runtime.sync.lease_seconds)
+        queued = runtime.store.events.enqueue_in(conn, found.derived.events, now=now, lease=lease)
+        _move_snapshot(conn, found.snapshot, found.gone)
+        _see_referrals(conn, found.referral_ids, now)
+    return queued
+
+
 def _derive(
     runtime: Runtime,
     cfg: EventsConfig,
     progress: queries.Progress | None,
     upto: int,
     now: datetime,
-) -> tuple[Derived, list[dict[str, Any]], list[int]]:
+) -> Found:
     """The events, the snapshot rows to write, the referrals now seen (nothing written)."""
     derived = Derived()
     with runtime.source.connect() as conn:
@@ -222,7 +249,8 @@ def _derive(
         for change in queries.changed_customers(conn, everyone=progress is None):
             derive_state_events(change, program, generation, now, derived)
             snapshot.append(_snapshot_row(change, derived))
-    return derived, snapshot, [int(r["referral_id"]) for r in referrals]
+        gone = queries.gone_customers(conn) if progress is not None else []
+    return Found(derived, snapshot, [int(r["referral_id"]) for r in referrals], gone)
 
 
 def run_loyalty_changes(
