@@ -47,8 +47,10 @@ def build(path: Path, customers: int) -> None:
     engine = make_engine(sqlite_url(partial))
     report = seed_program(engine, customers, seed=7, now=NOW)
     engine.dispose()
-    with sqlite3.connect(partial) as db:
-        db.execute("ANALYZE")
+    db = sqlite3.connect(partial)
+    db.execute("ANALYZE")
+    db.commit()
+    db.close()  # the last connection checkpoints the WAL into the file before it moves
     partial.rename(path)
     print(
         f"seeded {report.customers:,} customers, {report.ledger_entries:,} ledger rows", flush=True
@@ -58,7 +60,8 @@ def build(path: Path, customers: int) -> None:
 def change(path: Path, share: float) -> int:
     """Change ``share`` of the customers with set-based SQL, as a brand's systems would."""
     step = max(1, round(1 / share))
-    with sqlite3.connect(path) as db:
+    db = sqlite3.connect(path)
+    with db:
         db.execute("PRAGMA busy_timeout = 30000")
         chosen = f"customer_id % {step} = 0"
         db.execute(
@@ -81,14 +84,17 @@ def change(path: Path, share: float) -> int:
             (moment, moment),
         )
         changed = db.execute(f"SELECT COUNT(*) FROM customers WHERE {chosen}").fetchone()[0]
+    db.close()
     return int(changed)
 
 
 def enable(path: Path) -> None:
-    with sqlite3.connect(path) as db:
+    db = sqlite3.connect(path)
+    with db:
         db.execute(
             "UPDATE program_settings SET derived_events_enabled = 1, approaching_tier_points = 100"
         )
+    db.close()
 
 
 def measure(path: Path) -> dict[str, object]:

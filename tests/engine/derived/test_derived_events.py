@@ -251,14 +251,18 @@ def test_the_switch_sends_the_current_state_on_a_first_run(any_runtime, emulator
         engine, "UPDATE customers SET insights_segment = 'win_back' WHERE customer_id = :c", c=cid
     )
     enable(engine, approaching=None)
-    only = EventsConfig(selection=EventSelection(mode="some", keys=["moved_to_win_back"]))
+    keys = ["moved_to_win_back", "reward_available"]
+    only = EventsConfig(selection=EventSelection(mode="some", keys=keys))
     report = derive_and_relay(any_runtime, CONFIG, only, send_current_state=True)
     assert report.problems() == []
     expected = scalar(engine, "SELECT COUNT(*) FROM customers WHERE insights_segment = 'win_back'")
     assert report.counts["derived_moved_to_win_back"] == expected
     sent = one_for(emulator, "Moved To Win Back", cid)["properties"]
     assert sent == {"new_segment": "Win Back"}  # no previous segment on a first run
-    assert report.counts["queued"] == expected
+    rewarded = report.counts["derived_reward_available"]
+    assert rewarded > 0 and report.counts["queued"] == expected + rewarded
+    cooling = "SELECT COUNT(*) FROM derived_state WHERE reward_available_at IS NOT NULL"
+    assert scalar(engine, cooling) == rewarded
     assert scalar(engine, "SELECT COUNT(*) FROM derived_state") == scalar(
         engine, "SELECT COUNT(*) FROM customers"
     )

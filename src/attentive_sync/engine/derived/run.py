@@ -178,8 +178,8 @@ def derive(
     except SnapshotMoved:
         report.notes.append("another run moved the snapshot first; this run stored nothing")
         return report
-    derived, snapshot = found.derived, found.snapshot
-    report.add("changed_customers", len(snapshot))
+    derived = found.derived
+    report.add("changed_customers", found.changed)
     for name, value in sorted(derived.counts.items()):
         report.add(name if name in _PLAIN_COUNTS else f"derived_{name}", value)
     report.add("derived", len(derived.events))
@@ -196,7 +196,8 @@ class Found:
     """What a run derived, before anything is written."""
 
     derived: Derived
-    snapshot: list[dict[str, Any]]
+    changed: int
+    snapshot: list[dict[str, Any]]  # empty on a first run: the database writes it whole
     referral_ids: list[int]
     gone: list[int]
 
@@ -216,11 +217,29 @@ def _commit(
         if progress is None:  # sending the current state: whatever was left is replaced
             conn.execute(delete(derived_state))
             conn.execute(delete(derived_referrals_seen))
+            conn.execute(text(queries.record_baseline_sql()))
+            _record_cooldowns(conn, found.derived)
         lease = (owner, runtime.sync.lease_seconds)
         queued = runtime.store.events.enqueue_in(conn, found.derived.events, now=now, lease=lease)
         _move_snapshot(conn, found.snapshot, found.gone)
         _see_referrals(conn, found.referral_ids, now)
     return queued
+
+
+def _record_cooldowns(conn: Connection, derived: Derived) -> None:
+    """On a first run that sent the current state, when each cooled-down event went out."""
+    for column, sent in (
+        ("reward_available_at", derived.reward_available_at),
+        ("approaching_tier_at", derived.approaching_tier_at),
+    ):
+        rows = [{"cid": cid, "at": at} for cid, at in sent.items()]
+        stmt = (
+            update(derived_state)
+            .where(derived_state.c.customer_id == bindparam("cid"))
+            .values({column: bindparam("at")})
+        )
+        for chunk in _sql.chunks(rows):
+            conn.execute(stmt, chunk)
 
 
 def _derive(
@@ -245,12 +264,15 @@ def _derive(
             ledger = queries.new_ledger_rows(conn, progress.ledger_entry_id, upto)
             derive_row_events(ledger, referrals, cfg.selection, derived)
         generation = (progress.generation if progress else 0) + 1
-        snapshot = []
+        snapshot, changed = [], 0
         for change in queries.changed_customers(conn, everyone=progress is None):
+            changed += 1
             derive_state_events(change, program, generation, now, derived)
-            snapshot.append(_snapshot_row(change, derived))
+            if progress is not None:
+                snapshot.append(_snapshot_row(change, derived))
         gone = queries.gone_customers(conn) if progress is not None else []
-    return Found(derived, snapshot, [int(r["referral_id"]) for r in referrals], gone)
+    referral_ids = [int(r["referral_id"]) for r in referrals]
+    return Found(derived, changed, snapshot, referral_ids, gone)
 
 
 def run_loyalty_changes(
