@@ -8,7 +8,7 @@ from prefect.runtime import flow_run
 
 from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.engine.checks import ConfigurationError
-from attentive_sync.engine.derived.run import check_same_database, run_loyalty_changes
+from attentive_sync.engine.derived.run import check_source, run_loyalty_changes
 from attentive_sync.engine.loyalty.relay import EventsConfig, run_relay
 from attentive_sync.engine.runtime import shared_runtime
 from attentive_sync.flows._preflight import PreflightError, preflight, stopped
@@ -70,7 +70,7 @@ def loyalty_changes(
     """
     try:
         preflight(config)
-        check_same_database(shared_runtime())
+        check_source(shared_runtime())
     except ConfigurationError as exc:
         return stopped(PreflightError(str(exc)))
     except PreflightError as exc:
@@ -82,12 +82,15 @@ def loyalty_changes(
         prefect_sender(owner),
         prefect_waiter(owner, wait_seconds, poll_interval_seconds),
     )
-    report = run_loyalty_changes(
-        shared_runtime(),
-        config,
-        events,
-        owner,
-        collaborators,
-        send_current_state=send_current_state,
-    )
+    try:
+        report = run_loyalty_changes(
+            shared_runtime(),
+            config,
+            events,
+            owner,
+            collaborators,
+            send_current_state=send_current_state,
+        )
+    except ConfigurationError as exc:  # e.g. program_settings lost its row meanwhile
+        return stopped(PreflightError(str(exc)))
     return publish(report, "loyalty-changes-report")

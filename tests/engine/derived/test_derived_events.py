@@ -349,3 +349,10 @@ def test_a_source_in_another_database_is_refused(any_runtime, tmp_path):
     )
     with pytest.raises(ConfigurationError, match="state store's database"):
         derive(any_runtime, EventsConfig(), "t")
+
+
+def test_a_source_without_the_derived_columns_is_refused_by_name(any_runtime):
+    enable(any_runtime.source)
+    execute(any_runtime.source, "ALTER TABLE referrals RENAME TO old_referrals")
+    with pytest.raises(ConfigurationError, match="derived loyalty events read referrals"):
+        derive(any_runtime, EventsConfig(), "t")

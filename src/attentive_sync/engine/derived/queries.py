@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from attentive_sync.engine.checks import ConfigurationError
+
 # What the current state of every customer is, computed in the database. Joining the ledger
 # per customer (through its customer_id index) is the fast form on SQLite (see the notices).
 _CURRENT = (
@@ -62,7 +64,7 @@ class Progress:
     ledger_entry_id: int
 
 
-class SettingsMissing(LookupError):
+class SettingsMissing(ConfigurationError):
     """``program_settings`` has no row 1."""
 
 

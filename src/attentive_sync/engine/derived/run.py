@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, text, update
+from sqlalchemy import Connection, bindparam, delete, inspect, text, update
+from sqlalchemy.exc import NoSuchTableError
 
 from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.domain.loyalty.rewards import UNSUPPORTED_REWARD_KINDS
@@ -52,8 +53,24 @@ class SnapshotMoved(Exception):
     """Another run committed from the same snapshot first; this one stored nothing."""
 
 
-def check_same_database(runtime: Runtime) -> None:
-    """The diff joins the program's tables with the engine's snapshot: one database."""
+# What derived events read beyond the rest of the engine (revision 0004).
+REQUIRED_COLUMNS = {
+    "points_ledger": ("reward_id", "voucher_code", "rule_name"),
+    "program_settings": ("derived_events_enabled", "approaching_tier_points"),
+    "referrals": (
+        "referral_id",
+        "referrer_id",
+        "referred_customer_id",
+        "referred_name",
+        "points_awarded",
+        "completed_at",
+    ),
+}
+
+
+def check_source(runtime: Runtime) -> None:
+    """The program's tables (or views) are in the state store's database, since the diff
+    joins them with the engine's snapshot, and have what derived events read."""
     source = normalise_url(runtime.sync.loyalty_url).render_as_string(hide_password=False)
     state = normalise_url(runtime.sync.db_url).render_as_string(hide_password=False)
     if source != state:
@@ -61,6 +78,19 @@ def check_same_database(runtime: Runtime) -> None:
             "derived loyalty events need the loyalty tables (or views) in the state store's "
             "database: ATTENTIVE_SYNC_SOURCE_URL names another database"
         )
+    inspector = inspect(runtime.source)
+    for table, needed in REQUIRED_COLUMNS.items():
+        try:
+            found = {c["name"] for c in inspector.get_columns(table)}
+        except NoSuchTableError:
+            found = set()
+        missing = [name for name in needed if name not in found]
+        if missing:
+            raise ConfigurationError(
+                f"derived loyalty events read {table}.{', '.join(missing)}, which the loyalty "
+                "source lacks: run `attentive-sync db init`, or add them to your view "
+                "(see SCHEMA.md)"
+            )
 
 
 def _offerable_rewards(conn: Connection) -> list[dict[str, Any]]:
@@ -154,7 +184,7 @@ def derive(
 ) -> Report:
     """Diff, enqueue (leased by ``owner``, who relays them) and move the snapshot."""
     now = as_of(now)
-    check_same_database(runtime)
+    check_source(runtime)
     report = Report("Derived loyalty events")
     report.must_add_up("derived", "queued", "queued_before")
     with runtime.source.connect() as conn:
