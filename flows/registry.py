@@ -7,6 +7,7 @@ and so do the serve script and `attentive-sync run` (for default parameters).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeAlias, cast, get_type_hints
 
@@ -16,6 +17,9 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.states import State
 from pydantic import TypeAdapter, ValidationError
 
+from attentive_sync.engine.checks import ConfigurationError
+from attentive_sync.engine.derived.run import check_source
+from attentive_sync.engine.runtime import Runtime
 from attentive_sync.flows._preflight import PreflightError, one_line, preflight
 from attentive_sync.flows.audience import audience_backfill, audience_incremental
 from attentive_sync.flows.loyalty import loyalty_changes, loyalty_events
@@ -35,6 +39,10 @@ FLOWS: dict[str, FlowOfCounts] = {
     "reward-reminder": reward_reminder,
     "expiry-notice": expiry_notice,
 }
+
+
+# Checks beyond the shared preflight, for the flows that need them (the flow repeats them).
+CHECKS: dict[str, Callable[[Runtime], None]] = {"loyalty-changes": check_source}
 
 
 def deployment_specs(path: Path = PREFECT_YAML) -> dict[str, dict[str, Any]]:
@@ -86,8 +94,10 @@ def prepare(name: str, overrides: dict[str, Any]) -> tuple[FlowOfCounts, dict[st
     flow = FLOWS[name]
     params = validate_parameters(flow, {**default_parameters(name), **overrides})
     try:
-        preflight(params["config"], log=False)
-    except PreflightError as exc:
+        runtime = preflight(params["config"], log=False)
+        if name in CHECKS:
+            CHECKS[name](runtime)
+    except (PreflightError, ConfigurationError) as exc:
         raise FlowRunError(str(exc)) from exc
     return flow, params
 

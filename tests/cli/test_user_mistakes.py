@@ -116,6 +116,11 @@ MISTAKES = [
         seconds=15.0,
     ),
     Mistake(
+        "derived events from another database",
+        ("run", "loyalty-changes"),
+        "derived loyalty events need the loyalty tables (or views) in the state store's",
+    ),
+    Mistake(
         "delta for an audience that does not exist",
         ("deltas", "enqueue", "--audience", "nosuch", "--enter", "1"),
         "the loyalty source defines no audience 'nosuch'; known audiences:",
@@ -154,6 +159,8 @@ def outcomes(tmp_path_factory, seeded_template) -> dict[str, Outcome]:
             env = base | dict(mistake.env)
             if mistake.name.startswith("uninitialised state store"):
                 env["ATTENTIVE_SYNC_DB_URL"] = uninitialised
+            if mistake.name == "derived events from another database":
+                env["ATTENTIVE_SYNC_SOURCE_URL"] = f"sqlite:///{seeded_template}"
             started = time.monotonic()
             done = subprocess.run(
                 [CLI, *mistake.args], env=env, capture_output=True, text=True, cwd=folder

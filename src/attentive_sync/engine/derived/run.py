@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, inspect, text, update
@@ -68,12 +69,18 @@ REQUIRED_COLUMNS = {
 }
 
 
+def _database(url: str) -> str:
+    """Which database a URL names: a SQLite file by its resolved path, others by URL."""
+    parsed = normalise_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return str(Path(parsed.database).resolve())
+    return parsed.render_as_string(hide_password=False)
+
+
 def check_source(runtime: Runtime) -> None:
     """The program's tables (or views) are in the state store's database, since the diff
     joins them with the engine's snapshot, and have what derived events read."""
-    source = normalise_url(runtime.sync.loyalty_url).render_as_string(hide_password=False)
-    state = normalise_url(runtime.sync.db_url).render_as_string(hide_password=False)
-    if source != state:
+    if _database(runtime.sync.loyalty_url) != _database(runtime.sync.db_url):
         raise ConfigurationError(
             "derived loyalty events need the loyalty tables (or views) in the state store's "
             "database: ATTENTIVE_SYNC_SOURCE_URL names another database"
