@@ -356,3 +356,20 @@ def test_a_source_without_the_derived_columns_is_refused_by_name(any_runtime):
     execute(any_runtime.source, "ALTER TABLE referrals RENAME TO old_referrals")
     with pytest.raises(ConfigurationError, match="derived loyalty events read referrals"):
         derive(any_runtime, EventsConfig(), "t")
+
+
+def test_events_of_a_run_that_died_before_relaying_are_sent_once_by_the_next(
+    any_runtime, emulator, program
+):
+    runtime, who, engine = any_runtime, program, any_runtime.source
+    derive_and_relay(runtime, CONFIG)
+    make_changes(engine, who)
+    # The dead run's lease ran out an hour ago: its queued events are anyone's to send.
+    hour_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+    dead = derive(runtime, EventsConfig(), "died-after-commit", now=hour_ago)
+    assert dead.counts["queued"] == 11 and emulator.state.list_events()["total"] == 0
+    report = derive_and_relay(runtime, CONFIG)
+    assert report.problems() == []
+    assert report.counts["derived"] == 0 and report.counts["accepted_events"] == 11
+    assert emulator.state.list_events()["total"] == 11
+    assert set(store_rows(runtime).values()) == {"done"}
