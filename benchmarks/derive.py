@@ -101,7 +101,7 @@ def measure(path: Path) -> dict[str, object]:
     """One derive run in this process: its wall time, peak RSS and report counts."""
     from pydantic import SecretStr
 
-    from attentive_sync.engine.derived import derive, run
+    from attentive_sync.engine.derived import derive, snapshot
     from attentive_sync.engine.loyalty.relay import EventsConfig
     from attentive_sync.engine.runtime import build_runtime
     from attentive_sync.settings import AttentiveSettings, SyncSettings
@@ -110,7 +110,7 @@ def measure(path: Path) -> dict[str, object]:
         SyncSettings(db_url=sqlite_url(path)),
         AttentiveSettings(api_key=SecretStr("unused"), base_url="http://127.0.0.1:9"),
     )
-    commit, writing = run._commit, [0.0]
+    commit, writing = snapshot.commit, [0.0]
 
     def timed_commit(*args: object, **kwargs: object) -> object:
         began = time.perf_counter()
@@ -119,7 +119,7 @@ def measure(path: Path) -> dict[str, object]:
         finally:
             writing[0] = time.perf_counter() - began
 
-    run._commit = timed_commit  # type: ignore[assignment]
+    snapshot.commit = timed_commit  # type: ignore[assignment]
     started = time.perf_counter()
     report = derive(runtime, EventsConfig(), "benchmark", now=NOW)
     seconds = time.perf_counter() - started

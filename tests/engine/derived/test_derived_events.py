@@ -14,7 +14,7 @@ from support.program import CONFIG
 
 from attentive_sync.domain.loyalty.selection import EventSelection
 from attentive_sync.engine.checks import ConfigurationError
-from attentive_sync.engine.derived import derive, run
+from attentive_sync.engine.derived import derive, run, snapshot
 from attentive_sync.engine.loyalty.relay import EventsConfig
 from attentive_sync.store.tables import derived_progress, derived_state, loyalty_events
 
@@ -314,7 +314,7 @@ def test_a_failed_commit_stores_nothing_and_the_next_run_sends_once(
     def broken(*args):
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(run, "_move_snapshot", broken)
+    monkeypatch.setattr(snapshot, "move", broken)
     with pytest.raises(RuntimeError):
         derive(runtime, EventsConfig(), "crashing")
     assert store_rows(runtime) == {} and generation(runtime) == 1

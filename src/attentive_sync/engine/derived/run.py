@@ -1,29 +1,26 @@
-"""One derive run: diff the program's tables against the snapshot, enqueue what changed as
-loyalty events and move the snapshot, all in one transaction; then relay those events.
+"""One derive run: read the program's tables and the snapshot and derive the events (no
+writes), then hand them to ``snapshot.commit``; then relay them.
 
 The first run only records the baseline (every customer's current state) and sends
 nothing, unless ``send_current_state`` asks it to treat every customer's current state as
-new. Two runs never both commit from one snapshot: the run generation in
-``derived_progress`` is checked and bumped first in the writing transaction, and the
-second run to get there stores nothing (its events are the first run's, by id).
+new.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, inspect, text, update
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import NoSuchTableError
 
 from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.domain.loyalty.rewards import UNSUPPORTED_REWARD_KINDS
 from attentive_sync.engine.checks import ConfigurationError, check_against_source
 from attentive_sync.engine.delivery.collaborators import SendMany, Wait
-from attentive_sync.engine.derived import queries
+from attentive_sync.engine.derived import queries, snapshot
 from attentive_sync.engine.derived.rules import (
     DERIVED_KEYS,
     Derived,
@@ -31,28 +28,12 @@ from attentive_sync.engine.derived.rules import (
     derive_row_events,
     derive_state_events,
 )
+from attentive_sync.engine.derived.snapshot import Found
 from attentive_sync.engine.loyalty.relay import DeliverMany, EventsConfig, run_relay
 from attentive_sync.engine.report import Report
 from attentive_sync.engine.runtime import Runtime
-from attentive_sync.store import _sql
 from attentive_sync.store.db import normalise_url
-from attentive_sync.store.queue import EnqueueResult
-from attentive_sync.store.tables import derived_progress, derived_referrals_seen, derived_state
-from attentive_sync.store.types import UtcDateTime, as_of
-
-SNAPSHOT_COLUMNS = (
-    "customer_id",
-    "tier",
-    "insights_segment",
-    "points_balance",
-    "reward_available_at",
-    "approaching_tier_at",
-)
-
-
-class SnapshotMoved(Exception):
-    """Another run committed from the same snapshot first; this one stored nothing."""
-
+from attentive_sync.store.types import as_of
 
 # What derived events read beyond the rest of the engine (revision 0004).
 REQUIRED_COLUMNS = {
@@ -134,53 +115,6 @@ def _snapshot_row(change: Mapping[str, Any], derived: Derived) -> dict[str, Any]
     }
 
 
-def _claim_generation(
-    conn: Connection, progress: queries.Progress | None, generation: int, upto: int, now: datetime
-) -> None:
-    """First in the writing transaction: take the next generation or find it taken."""
-    if progress is None:
-        stmt = _sql.upsert_insert(conn, derived_progress).values(
-            id=1, generation=generation, ledger_entry_id=upto, baseline_at=now, last_run_at=now
-        )
-        inserted = stmt.on_conflict_do_nothing().returning(derived_progress.c.id)
-        taken = conn.execute(inserted).first() is not None
-    else:
-        stmt = (
-            update(derived_progress)
-            .where(derived_progress.c.id == 1)
-            .where(derived_progress.c.generation == progress.generation)
-            .values(generation=generation, ledger_entry_id=upto, last_run_at=now)
-        )
-        taken = conn.execute(stmt).rowcount == 1
-    if not taken:
-        raise SnapshotMoved
-
-
-def _see_referrals(conn: Connection, ids: Sequence[int], now: datetime) -> None:
-    for chunk in _sql.chunks([{"referral_id": i, "seen_at": now} for i in ids]):
-        conn.execute(derived_referrals_seen.insert(), chunk)
-
-
-def _move_snapshot(conn: Connection, rows: list[dict[str, Any]], gone: Sequence[int]) -> None:
-    for chunk in _sql.chunks(rows):
-        stmt = _sql.upsert_insert(conn, derived_state)
-        keep = {name: stmt.excluded[name] for name in SNAPSHOT_COLUMNS[1:]}
-        conn.execute(stmt.on_conflict_do_update(index_elements=["customer_id"], set_=keep), chunk)
-    for condition in _sql.member_of(conn, derived_state.c.customer_id, gone):
-        conn.execute(delete(derived_state).where(condition))
-
-
-def _record_baseline(runtime: Runtime, upto: int, now: datetime) -> int:
-    with runtime.store.engine.begin() as conn:
-        _claim_generation(conn, None, 1, upto, now)
-        conn.execute(delete(derived_state))
-        conn.execute(delete(derived_referrals_seen))
-        recorded = conn.execute(text(queries.record_baseline_sql())).rowcount
-        seen = text(queries.SEE_ALL_REFERRALS_SQL).bindparams(bindparam("now", type_=UtcDateTime))
-        conn.execute(seen, {"now": now})
-    return int(recorded)
-
-
 def derive(
     runtime: Runtime,
     cfg: EventsConfig,
@@ -203,16 +137,16 @@ def derive(
         upto = queries.max_ledger_entry(conn)
     if progress is None and not send_current_state:
         try:
-            report.add("baseline_customers", _record_baseline(runtime, upto, now))
-        except SnapshotMoved:
+            report.add("baseline_customers", snapshot.record_baseline(runtime, upto, now))
+        except snapshot.SnapshotMoved:
             report.notes.append("another run recorded the baseline first")
             return report
         report.notes.append("first run: recorded the baseline, sent nothing")
         return report
     found = _derive(runtime, cfg, progress, upto, now)
     try:
-        queued = _commit(runtime, progress, upto, found, owner, now)
-    except SnapshotMoved:
+        queued = snapshot.commit(runtime, progress, upto, found, owner, now)
+    except snapshot.SnapshotMoved:
         report.notes.append("another run moved the snapshot first; this run stored nothing")
         return report
     derived = found.derived
@@ -226,57 +160,6 @@ def derive(
 
 
 _PLAIN_COUNTS = frozenset({"cooldown_suppressed"})
-
-
-@dataclass
-class Found:
-    """What a run derived, before anything is written."""
-
-    derived: Derived
-    changed: int
-    snapshot: list[dict[str, Any]]  # empty on a first run: the database writes it whole
-    referral_ids: list[int]
-    gone: list[int]
-
-
-def _commit(
-    runtime: Runtime,
-    progress: queries.Progress | None,
-    upto: int,
-    found: Found,
-    owner: str,
-    now: datetime,
-) -> EnqueueResult:
-    """One transaction: take the generation, enqueue the events, move the snapshot."""
-    with runtime.store.engine.begin() as conn:
-        generation = (progress.generation if progress else 0) + 1
-        _claim_generation(conn, progress, generation, upto, now)
-        if progress is None:  # sending the current state: whatever was left is replaced
-            conn.execute(delete(derived_state))
-            conn.execute(delete(derived_referrals_seen))
-            conn.execute(text(queries.record_baseline_sql()))
-            _record_cooldowns(conn, found.derived)
-        lease = (owner, runtime.sync.lease_seconds)
-        queued = runtime.store.events.enqueue_in(conn, found.derived.events, now=now, lease=lease)
-        _move_snapshot(conn, found.snapshot, found.gone)
-        _see_referrals(conn, found.referral_ids, now)
-    return queued
-
-
-def _record_cooldowns(conn: Connection, derived: Derived) -> None:
-    """On a first run that sent the current state, when each cooled-down event went out."""
-    for column, sent in (
-        ("reward_available_at", derived.reward_available_at),
-        ("approaching_tier_at", derived.approaching_tier_at),
-    ):
-        rows = [{"cid": cid, "at": at} for cid, at in sent.items()]
-        stmt = (
-            update(derived_state)
-            .where(derived_state.c.customer_id == bindparam("cid"))
-            .values({column: bindparam("at")})
-        )
-        for chunk in _sql.chunks(rows):
-            conn.execute(stmt, chunk)
 
 
 def _derive(
@@ -301,15 +184,15 @@ def _derive(
             ledger = queries.new_ledger_rows(conn, progress.ledger_entry_id, upto)
             derive_row_events(ledger, referrals, cfg.selection, derived)
         generation = (progress.generation if progress else 0) + 1
-        snapshot, changed = [], 0
+        rows, changed = [], 0
         for change in queries.changed_customers(conn, everyone=progress is None):
             changed += 1
             derive_state_events(change, program, generation, now, derived)
             if progress is not None:
-                snapshot.append(_snapshot_row(change, derived))
+                rows.append(_snapshot_row(change, derived))
         gone = queries.gone_customers(conn) if progress is not None else []
     referral_ids = [int(r["referral_id"]) for r in referrals]
-    return Found(derived, changed, snapshot, referral_ids, gone)
+    return Found(derived, changed, rows, referral_ids, gone)
 
 
 def run_loyalty_changes(
