@@ -54,6 +54,13 @@ MEANINGS: dict[str, str] = {
     "stale_sent": "events older than 12 hours, sent (they trigger no journey)",
     "stale_skipped": "events older than 12 hours, skipped by the stale policy",
     "dropped": "events the contract says trigger nothing (e.g. no supported reward)",
+    "baseline_customers": "customers recorded in the first run's baseline (nothing sent)",
+    "changed_customers": "customers whose tier, segment or balance changed since the last run",
+    "cooldown_suppressed": "reward_available / approaching_tier held back: sent within 7 days",
+    "derived_not_selected": "derived events the merchant's selection leaves out (not queued)",
+    "derived": "events derived from the tables this run",
+    "queued": "derived events queued",
+    "queued_before": "derived events an earlier run had queued already",
 }
 
 
