@@ -142,9 +142,9 @@ def test_each_derived_type_arrives_once_and_a_second_run_sends_nothing(
         "tier_upper_bound": 499,
     }
     for role, name, segment, before in (
-        ("loyal", "Moved To Loyal", "Loyal", "active"),
-        ("at_risk", "Moved To At Risk", "At Risk", "active"),
-        ("win_back", "Moved To Win Back", "Win Back", "new"),
+        ("loyal", "Moved To Loyal", "Loyal", "Active"),
+        ("at_risk", "Moved To At Risk", "At Risk", "Active"),
+        ("win_back", "Moved To Win Back", "Win Back", "New"),
     ):
         properties = one_for(emulator, name, who[role])["properties"]
         assert properties == {"previous_segment": before, "new_segment": segment}

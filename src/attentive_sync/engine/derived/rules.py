@@ -46,11 +46,14 @@ DERIVED_KEYS = (*ROW_KEYS, *STATE_KEYS)
 
 
 def segment_name(value: str | None) -> str | None:
-    """``at_risk``, ``At-Risk`` and ``At Risk`` are one segment, named ``At Risk``."""
+    """``at_risk``, ``At-Risk`` and ``At Risk`` are one segment, named ``At Risk``; another
+    segment in lower-case slug form is named by its words (``active`` is ``Active``)."""
     if value is None or not value.strip():
         return None
     words = " ".join(value.replace("-", " ").replace("_", " ").casefold().split())
-    return SEGMENT_NAMES.get(words, value.strip())
+    if words in SEGMENT_NAMES:
+        return SEGMENT_NAMES[words]
+    return words.title() if value == value.lower() else value.strip()
 
 
 @dataclass(frozen=True)
