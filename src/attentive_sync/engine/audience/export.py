@@ -20,7 +20,7 @@ from attentive_sync.engine.delivery.collaborators import (
     unsettled,
 )
 from attentive_sync.engine.prefetch import prefetched
-from attentive_sync.engine.report import Report
+from attentive_sync.engine.report import Report, add_dropped_emails
 from attentive_sync.engine.runtime import Runtime
 from attentive_sync.sources.schema import audience_members
 from attentive_sync.store.queue import MAX_LEASE
@@ -59,6 +59,7 @@ def run_backfill(
     # Jobs an interrupted run recorded but never settled are settled with this run's own.
     job_ids = unsettled(runtime, backfill.KIND)
     for page in prefetched(planner.pages()):
+        add_dropped_emails(report, (u for batch in page.batches for u in batch.users))
         job_ids += add_sends(report, send_many(page.batches, backfill.KIND))
         planner.commit(page)
         report.add("members_read", page.members_read)
@@ -102,6 +103,7 @@ def run_incremental(
             plan = incremental.plan_incremental(runtime, config, owner, MAX_LEASE)
             for name in ("leased", "coalesced", "not_exported", "quarantined", "early_flushes"):
                 report.add(name, getattr(plan, name))
+            add_dropped_emails(report, (u for batch in plan.batches for u in batch.users))
             add_wait(report, wait(add_sends(report, send_many(plan.batches, incremental.KIND))))
             if plan.leased < MAX_LEASE or clock() > stop_at:
                 return report
