@@ -218,7 +218,9 @@ def test_the_reminder_skips_only_customers_who_received_a_reward_available_event
         payload = {"available_rewards": rewards, "points_balance": 300}
         return NewEvent(f"ra-{cid}", "reward_available", cid, IN_OCTOBER, payload)
 
-    listed = [{"reward_id": 2, "title": "Free shipping", "kind": "free_shipping", "cost_points": 250}]
+    listed = [
+        {"reward_id": 2, "title": "Free shipping", "kind": "free_shipping", "cost_points": 250}
+    ]
     events = sample.runtime.store.events
     events.enqueue([reward_available(5, listed)])
     skipped = relay(sample.runtime, EventsConfig(stale_policy=StalePolicy.SKIP))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -74,3 +74,21 @@ class Recording(httpx.HTTPTransport):
 
     def events(self) -> list[dict[str, Any]]:
         return [body for path, body in self.posts if path == "/v1/events/custom"]
+
+
+class RewriteResults(httpx.HTTPTransport):
+    """Hands every results file through ``rewrite(lines) -> text``, where ``lines`` are the
+    emulator's parsed result lines; every other request passes through untouched."""
+
+    def __init__(self, rewrite: Callable[[list[dict[str, Any]]], str]) -> None:
+        super().__init__()
+        self.rewrite = rewrite
+        self.files = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if not request.url.path.endswith("results.jsonl") or not response.is_success:
+            return response
+        lines = [json.loads(line) for line in response.read().decode().splitlines() if line]
+        self.files += 1
+        return httpx.Response(response.status_code, text=self.rewrite(lines))
