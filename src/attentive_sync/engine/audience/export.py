@@ -59,11 +59,11 @@ def run_backfill(
     # Jobs an interrupted run recorded but never settled are settled with this run's own.
     job_ids = unsettled(runtime, backfill.KIND)
     for page in prefetched(planner.pages()):
-        add_dropped_emails(report, (u for batch in page.batches for u in batch.users))
         job_ids += add_sends(report, send_many(page.batches, backfill.KIND))
         planner.commit(page)
         report.add("members_read", page.members_read)
         report.add("quarantined", page.quarantined)
+        add_dropped_emails(report, (u for batch in page.batches for u in batch.users))
         report.add("skipped_already_sent", page.skipped)
         report.add("skipped_already_quarantined", page.skipped_quarantined)
         read = planner.members_read()
