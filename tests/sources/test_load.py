@@ -74,12 +74,15 @@ def test_good_rows_load_and_each_bad_row_is_named_by_line_and_column(engine, tmp
 
 
 def test_loading_again_updates_rows_by_primary_key(engine, tmp_path):
-    path = write(tmp_path, "rewards.csv", "reward_id,title,kind,cost_points,enabled,in_stock,actionable\n"
-                 "1,$5 off,discount_voucher,100,true,yes,1\n2,Tote,custom,800,false,no,0\n")  # fmt: skip
+    header = "reward_id,title,kind,cost_points,enabled,in_stock,actionable\n"
+    path = write(
+        tmp_path,
+        "rewards.csv",
+        header + "1,$5 off,discount_voucher,100,true,yes,1\n2,Tote,custom,800,false,no,0\n",
+    )
     load_file(engine, *plan_load([path]))
     path.write_text(
-        "reward_id,title,kind,cost_points,enabled,in_stock,actionable\n"
-        "2,Tote bag,custom,750,TRUE,True,t\n2,Tote bag,custom,700,TRUE,True,t\n"
+        header + "2,Tote bag,custom,750,TRUE,True,t\n2,Tote bag,custom,700,TRUE,True,t\n"
     )
     again = load_file(engine, *plan_load([path]))
 
@@ -184,8 +187,8 @@ def test_a_missing_file_and_two_files_for_one_table_are_refused(tmp_path):
 
 def test_a_row_the_database_refuses_costs_that_row_alone(engine, tmp_path):
     # tiers.name is unique: the database refuses the second Gold, the rest of the file loads.
-    path = write(tmp_path, "tiers.csv", "tier_id,name,position,lower_bound,upper_bound\n"
-                 "1,Bronze,1,0,499\n2,Gold,2,500,\n3,Gold,3,1500,\n4,Platinum,4,5000,\n")  # fmt: skip
+    tiers = "1,Bronze,1,0,499\n2,Gold,2,500,\n3,Gold,3,1500,\n4,Platinum,4,5000,\n"
+    path = write(tmp_path, "tiers.csv", "tier_id,name,position,lower_bound,upper_bound\n" + tiers)
     result = load_file(engine, *plan_load([path]))
 
     assert result.loaded == 3
