@@ -195,3 +195,15 @@ def test_a_row_the_database_refuses_costs_that_row_alone(engine, tmp_path):
     ((line, message),) = [(e.line, e.message) for e in result.errors]
     assert line == 4 and message.startswith("the database refused the row:")
     assert [r["name"] for r in rows(engine, schema.tiers)] == ["Bronze", "Gold", "Platinum"]
+
+
+def test_a_file_that_breaks_mid_way_says_how_much_was_loaded(engine, tmp_path):
+    good = "".join(f"{n},Tier {n},{n},{n * 100},\n" for n in range(1, 6))
+    path = write(
+        tmp_path,
+        "tiers.csv",
+        "tier_id,name,position,lower_bound,upper_bound\n" + good + "6,Six,6,600,,extra,cells\n",
+    )
+    with pytest.raises(LoadError, match=r"cannot be read .*; 4 row\(s\) before it were loaded"):
+        load_file(engine, plan_load([path])[0], chunk_rows=4)
+    assert len(rows(engine, schema.tiers)) == 4

@@ -112,6 +112,17 @@ def plan_load(files: Sequence[Path], table: str | None = None) -> list[LoadPlan]
 def load_file(engine: Engine, plan: LoadPlan, chunk_rows: int = CHUNK_ROWS) -> LoadResult:
     """Load one file into its table; see the module docstring for what an error costs."""
     result = LoadResult(plan.path, plan.table.name)
+    try:
+        _load_chunks(engine, plan, chunk_rows, result)
+    except LoadError as exc:
+        if result.loaded:
+            raise LoadError(f"{exc}; {result.loaded:,} row(s) before it were loaded") from exc
+        raise
+    result.errors.sort(key=lambda error: error.line)
+    return result
+
+
+def _load_chunks(engine: Engine, plan: LoadPlan, chunk_rows: int, result: LoadResult) -> None:
     loader: _Loader | None = None
     for header, rows in _read(plan.path, chunk_rows):
         if loader is None:
@@ -129,8 +140,6 @@ def load_file(engine: Engine, plan: LoadPlan, chunk_rows: int = CHUNK_ROWS) -> L
         loaded, errors = loader.write(engine, list(good.values()))
         result.loaded += loaded
         result.errors.extend(errors)
-    result.errors.sort(key=lambda error: error.line)
-    return result
 
 
 class _Loader:
