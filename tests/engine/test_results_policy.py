@@ -138,3 +138,38 @@ def test_a_completed_job_whose_results_cannot_be_read_counts_as_applied_once(run
             user = emulator.state.find_user(clientUserId=ids["clientUserId"])
             assert user["attributes"]["custom"]["vip"] is True
         shaped.client.close()
+
+
+def test_a_completed_job_without_a_results_file_counts_as_applied(runtime, emulator):
+    real = runtime.client.get_bulk_job
+
+    def no_results_url(job_id: str):
+        return dataclasses.replace(real(job_id), results_url=None)
+
+    runtime.client.get_bulk_job = no_results_url  # type: ignore[method-assign]
+    rows = mappable(runtime, 2)
+    enqueue_vip(runtime, rows)
+
+    report = incremental(runtime)
+
+    assert (report.counts["assumed_applied"], report.counts["retried"]) == (2, 0)
+    assert runtime.store.deltas.counts()["done"] == 2
+    assert incremental(runtime).counts["records_sent"] == 0
+
+
+def test_a_failed_job_is_never_counted_as_applied_whatever_the_case_of_its_status(
+    runtime, emulator
+):
+    real = runtime.client.get_bulk_job
+
+    def failed(job_id: str):
+        job = real(job_id)
+        return dataclasses.replace(job, status="failed") if job.finished else job
+
+    runtime.client.get_bulk_job = failed  # type: ignore[method-assign]
+    enqueue_vip(runtime, mappable(runtime, 2))
+
+    report = incremental(runtime)
+
+    assert (report.counts["assumed_applied"], report.counts["retried"]) == (0, 2)
+    assert runtime.store.deltas.counts()["pending"] == 2

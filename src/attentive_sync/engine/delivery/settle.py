@@ -133,10 +133,11 @@ def _results(runtime: Runtime, job: BulkJob, carried: int) -> _Results:
     (an accepted one without its echoed request), so memory follows the job, never the
     file: a results file of a million lines costs no more than one of 256.
     """
-    if job.status == "FAILED":
-        return _Results(missing="the job FAILED at Attentive")
-    if job.status == LOST:
+    status = job.status.upper()
+    if status == LOST:
         return _Results(missing="Attentive no longer knows this job")
+    if status != "COMPLETED":
+        return _Results(missing=f"the job {status} at Attentive")
     if not job.results_url:
         return _Results(assumed="the completed job has no results file")
     results: dict[int, RecordResult] = {}

@@ -108,7 +108,7 @@ def plan_relay(
         if isinstance(outcome, events.Send):
             plan.sends.append((row.seq, outcome.event))
             plan.stale_sent += outcome.stale
-            plan.dropped_emails += ids is not None and "email" in ids.dropped
+            plan.dropped_emails += int(ids is not None and "email" in ids.dropped)
         elif isinstance(outcome, events.Rejected):
             plan.quarantined.append((row.seq, outcome.code, outcome.detail))
             plan.labels[row.seq] = "quarantined"
@@ -275,9 +275,9 @@ def _relay_round(
     for delivery in deliver_many(chunked(plan.sends, 500)):
         record_rewards_sent(runtime, plan.rows, delivery.accepted, now)
         parked = apply_delivery(runtime, delivery, owner, now)
+        report.add("accepted_events", len(delivery.accepted))
         external = sum(users[seq].external_only for seq in delivery.accepted)
         report.add("events_external_ids_only", external)
-        report.add("accepted_events", len(delivery.accepted))
         report.add("rejected_events", len(delivery.rejected))
         report.add("retry_later", len(delivery.retry) - parked)
         report.add("retries_exhausted", parked)
