@@ -148,6 +148,14 @@ def test_a_truncated_body_is_unreadable():
         {"index": 0, "status": 400, "message": "bad phone"},
         {"index": 0, "statusCode": "400", "error": {"message": "bad phone"}},
         {"index": "0", "request": {}, "response": {"statusCode": 400, "error": "bad phone"}},
+        {"index": 0, "response": {"status_code": 400, "message": "bad phone"}},
+        {"index": 0, "response": {"httpStatus": "400", "message": "bad phone"}},
+        {"index": 0, "response": {"code": 400, "message": "bad phone"}},
+        {"index": 0, "response": {"status": "ERROR", "code": 400, "message": "bad phone"}},
+        {
+            "request": {},
+            "response": {"status": "Bad Request", "statusCode": 400, "message": "bad phone"},
+        },
     ],
 )
 @respx.mock

@@ -22,6 +22,7 @@ from attentive_sync.store import Store
 from attentive_sync.store.records import NewDelta
 
 CLI = str(Path(sys.executable).parent / "attentive-sync")
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "program"
 CONFIG = {"audiences": ["vip"], "identifier_mappings": {"phone": "phone", "email": "email"}}
 
 
@@ -125,6 +126,23 @@ MISTAKES = [
         ("deltas", "enqueue", "--audience", "nosuch", "--enter", "1"),
         "the loyalty source defines no audience 'nosuch'; known audiences:",
         code=2,
+    ),
+    Mistake(
+        "data load of a file that does not exist",
+        ("data", "load", "custmers.csv"),
+        "custmers.csv: no such file",
+        code=2,
+    ),
+    Mistake(
+        "data load into a table that does not exist",
+        ("data", "load", str(SAMPLE / "tiers.csv"), "--table", "orders"),
+        "'orders' is not a table of the reference schema",
+        code=2,
+    ),
+    Mistake(
+        "data load of a file whose columns are not its table's",
+        ("data", "load", str(SAMPLE / "tiers.csv"), "--table", "rewards"),
+        "column 'tier_id' is not a column of rewards",
     ),
 ]
 

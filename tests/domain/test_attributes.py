@@ -55,6 +55,15 @@ def test_missing_values_dropped():
     assert build_attributes({"firstName": ""}, {"vip": None, "nan": float("nan")}).to_wire() == {}
 
 
+@given(st.text(alphabet=" \t\r\n\u00a0\u3000", max_size=5))
+def test_whitespace_only_text_is_never_sent(value):
+    assert custom_value("attr", value) is None
+    assert custom_value("tags", [value, " a "]) == "a"
+    assert build_attributes({"state": value, "city": f" {value}Oslo{value} "}).to_wire() == {
+        "location": {"city": "Oslo"}
+    }
+
+
 def test_unknown_well_known_attribute_is_configuration_error():
     with pytest.raises(ValueError, match="unknown attribute"):
         build_attributes({"favouriteColour": "green"})
@@ -65,12 +74,12 @@ def test_unknown_well_known_attribute_is_configuration_error():
         st.booleans(),
         st.integers(),
         st.floats(allow_nan=False, allow_infinity=False),
-        st.text(min_size=1),
+        st.text(min_size=1).filter(str.strip),
     )
 )
 def test_primitives_pass_through_with_stable_type(value):
     coerced = custom_value("attr", value)
-    assert coerced == value
+    assert coerced == (value.strip() if isinstance(value, str) else value)
     assert (
         attribute_type(coerced)
         == {bool: "boolean", int: "number", float: "number", str: "string"}[type(value)]

@@ -3,7 +3,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from attentive_sync.domain.errors import RecordRejected
-from attentive_sync.domain.identifiers import build_identifiers, normalize_phone
+from attentive_sync.domain.identifiers import build_identifiers, normalize_email, normalize_phone
 
 
 @pytest.mark.parametrize(
@@ -73,3 +73,57 @@ def test_any_input_is_either_e164_or_rejected(raw):
 def test_client_user_id_within_limit_is_kept_trimmed(value):
     ids = build_identifiers({"clientUserId": value})
     assert ids.client_user_id == value.strip()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Mixed.Case@Example.COM", "mixed.case@example.com"),
+        ("  jane@example.com\t", "jane@example.com"),
+        ("jane+tag@sub.example.co.uk", "jane+tag@sub.example.co.uk"),
+        ("JOSÉ@Exämple.com", "josé@exämple.com"),
+    ],
+)
+def test_email_trimmed_checked_and_lower_cased(raw, expected):
+    assert normalize_email(raw) == expected
+    assert build_identifiers({"email": raw}).to_wire() == {"email": expected}
+
+
+MALFORMED = [
+    "two@@example.com",
+    "a1039@example.",
+    "no-at-sign.example.com",
+    "@example.com",
+    "jane@",
+    "jane@example",
+    "jane doe@example.com",
+    "jane@exa mple.com",
+    "a..b@example.com",
+    "jane@.example.com",
+]
+
+
+@pytest.mark.parametrize("raw", MALFORMED)
+def test_malformed_email_alone_quarantines_the_record_with_a_reason(raw):
+    with pytest.raises(RecordRejected) as info:
+        build_identifiers({"email": raw, "phone": "  ", "clientUserId": " "})
+    assert info.value.code == "invalid_email"
+    assert "no other identifier" in info.value.detail
+    local = raw.partition("@")[0]
+    assert not local.strip() or local not in info.value.detail  # never the address itself
+
+
+@pytest.mark.parametrize("raw", MALFORMED)
+def test_malformed_email_is_left_out_when_another_identifier_remains(raw):
+    ids = build_identifiers({"email": raw, "clientUserId": "cu-1"}, custom={"loyalty_id": " "})
+    assert ids.to_wire() == {"clientUserId": "cu-1"}
+    assert ids.dropped == ("email",)
+
+
+@given(st.text(alphabet=" \t\r\n\u00a0\u3000", max_size=4))
+def test_whitespace_only_identifiers_are_never_sent(blank):
+    ids = build_identifiers(
+        {"phone": blank, "email": blank, "clientUserId": "7", "klaviyoId": blank},
+        custom={"loyalty_id": blank},
+    )
+    assert ids.to_wire() == {"clientUserId": "7"} and ids.dropped == ()

@@ -253,7 +253,9 @@ class AttentiveClient:
                 yield parse_result_line(line, number, position)
         except (httpx.TransportError, httpx.StreamError, httpx.DecodingError) as exc:
             raise ResultsUnreadable(
-                f"results file broke off after line {number}: {type(exc).__name__}", line=number
+                f"results file broke off after line {number}: {type(exc).__name__}",
+                line=number,
+                broke_off=True,
             ) from exc
         finally:
             response.close()

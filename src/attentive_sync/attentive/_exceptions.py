@@ -97,12 +97,14 @@ class ResultsUnreadable(AttentiveError):
     Raised mid-iteration, after some records were already yielded: the caller must drop
     what it collected and treat the whole file as unread, never settle part of it. ``line``
     is the 1-based line number of the unreadable line, or of the last line read before the
-    download broke off (0: none).
+    download broke off (0: none). ``broke_off`` tells a download that broke off (another
+    download may succeed) from a file whose content cannot be read (none will).
     """
 
-    def __init__(self, message: str, *, line: int, **kw: object) -> None:
+    def __init__(self, message: str, *, line: int, broke_off: bool = False, **kw: object) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]
         self.line = line
+        self.broke_off = broke_off
 
 
 REQUIRED_SCOPES = {

@@ -4,8 +4,10 @@ Attentive documents the file only as "a record of each request and its correspon
 response", one JSON object per line, so the reader takes every plausible shape of that
 record rather than one guessed layout:
 
-- the per-record status under ``response.status``, ``response.statusCode``, ``status`` or
-  ``statusCode`` (an integer, or an integer in a string);
+- the per-record status under ``status``, ``statusCode``, ``status_code``, ``httpStatus``
+  or ``code``, in the line's ``response`` object first, then at the top level (an integer,
+  or an integer in a string; the first readable one wins, so ``"status": "OK"`` beside
+  ``"statusCode": 200`` reads 200);
 - the record's position in the submitted request under ``index``, or, when a line carries
   none, the order of the line among the file's records (the file lists them in request
   order);
@@ -25,7 +27,7 @@ from typing import Any
 from attentive_sync.attentive._exceptions import ResultsUnreadable
 from attentive_sync.attentive._models import RecordResult
 
-STATUS_KEYS = ("status", "statusCode")
+STATUS_KEYS = ("status", "statusCode", "status_code", "httpStatus", "code")
 MESSAGE_KEYS = ("message", "error")
 
 
@@ -42,13 +44,14 @@ def parse_result_line(line: str, number: int, position: int) -> RecordResult:
     scopes: tuple[Mapping[str, Any], ...] = (
         (response, row) if isinstance(response, dict) else (row,)
     )
-    status = _first(scopes, STATUS_KEYS)
-    if status is None:
+    found = [scope[key] for scope in scopes for key in STATUS_KEYS if scope.get(key) is not None]
+    if not found:
         raise ResultsUnreadable(
             f"results file line {number} carries no status (looked for "
-            "response.status, response.statusCode, status, statusCode)",
+            f"{', '.join(STATUS_KEYS)}, in response and at the top level)",
             line=number,
         )
+    status = next((value for value in found if _readable_status(value)), found[0])
     index = row.get("index", position)
     request = row.get("request")
     return RecordResult(
@@ -65,6 +68,14 @@ def _first(scopes: tuple[Mapping[str, Any], ...], keys: tuple[str, ...]) -> Any:
             if scope.get(key) is not None:
                 return scope[key]
     return None
+
+
+def _readable_status(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, str):
+        value = int(value) if value.strip().isdigit() else None
+    return isinstance(value, int) and 100 <= value <= 599
 
 
 def _integer(value: Any, name: str, number: int, *, low: int, high: int | None = None) -> int:

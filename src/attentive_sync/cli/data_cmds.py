@@ -1,6 +1,7 @@
 """Loyalty data and intake commands.
 
 attentive-sync db seed --customers N --seed S    a deterministic demo/benchmark program
+attentive-sync data load FILE...                 the reference tables from CSV or Parquet
 attentive-sync intake serve                      the signed HTTP intake
 attentive-sync events ingest FILE.jsonl          load webhook envelopes from a file
 """
@@ -160,7 +161,80 @@ def ingest(
         raise typer.Exit(1)
 
 
+SHOWN_ERRORS = 20
+
+
+def load(
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="CSV or Parquet files, each named after its table (customers.csv)."),
+    ],
+    table: Annotated[
+        str | None,
+        typer.Option("--table", help="The table of a single file not named after it."),
+    ] = None,
+    url: Url = None,
+) -> None:
+    """Load the reference tables (customers, audiences, audience_members, points_ledger,
+    rewards, tiers, program_settings) from files, parents first, whatever the order given.
+
+    A row that cannot be read is reported by line and column and skipped; the good rows are
+    loaded. Loading again updates rows by primary key, never duplicates them.
+    """
+    from attentive_sync.sources.load import LoadError, load_file, plan_load
+    from attentive_sync.store.db import init_db, make_engine
+
+    try:
+        plans = plan_load(files, table)
+    except LoadError as exc:
+        fail(str(exc), code=2)
+    results = []
+    try:
+        init_db(_url(url))
+        engine = make_engine(_url(url))
+        try:
+            for plan in plans:
+                results.append(load_file(engine, plan))
+        finally:
+            engine.dispose()
+    except (SourceError, StoreError) as exc:
+        _show_loaded(results)
+        fail(str(exc))
+    except SQLAlchemyError as exc:
+        _show_loaded(results)
+        fail(_database_error(exc))
+    _show_loaded(results)
+    if any(result.errors for result in results):
+        raise typer.Exit(1)
+
+
+def _show_loaded(results: list) -> None:
+    if not results:
+        return
+    summary = Table("file", "table", "rows", "loaded", "errors")
+    for result in results:
+        summary.add_row(
+            str(result.path),
+            result.table,
+            f"{result.rows:,}",
+            f"{result.loaded:,}",
+            f"{len(result.errors):,}",
+        )
+    console.print(summary)
+    for result in results:
+        for error in result.errors[:SHOWN_ERRORS]:
+            err_console.print(
+                f"[red]{result.path} line {error.line}:[/] {error.message}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        hidden = len(result.errors) - SHOWN_ERRORS
+        if hidden > 0:
+            err_console.print(f"{result.path}: {hidden:,} more row error(s) not shown")
+
+
 def register(app: typer.Typer) -> None:
     command_group(app, "db", "Create, upgrade and fill the database.").command("seed")(seed)
     command_group(app, "intake", "The HTTP intake for deltas and events.").command("serve")(serve)
     command_group(app, "events", "Loyalty events.").command("ingest")(ingest)
+    command_group(app, "data", "The loyalty program's data, from files.").command("load")(load)

@@ -1,7 +1,9 @@
 """Attentive user attributes: the typed well-known ones and flat custom ones.
 
 Attentive fixes a custom attribute's type by the first value it ever sees, and rejects arrays
-and objects in ``custom``; both rules are enforced here, before anything is sent.
+and objects in ``custom``; both rules are enforced here, before anything is sent. Text is
+trimmed, and a value that is empty or only whitespace is dropped, never sent: an empty string
+would blank the field at Attentive.
 """
 
 from __future__ import annotations
@@ -55,7 +57,10 @@ def attribute_type(value: Scalar) -> AttributeType:
 
 
 def _is_missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or value == ""
+    """None, NaN, and text that is empty or only whitespace (``"  "`` is no state)."""
+    if isinstance(value, str):
+        return not value.strip()
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _as_date(name: str, value: object) -> str:
@@ -93,7 +98,9 @@ def custom_value(name: str, value: object) -> Scalar | None:
         )
     if _is_missing(value):
         return None
-    if isinstance(value, bool | int | str):
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool | int):
         return value
     if isinstance(value, float):
         if math.isinf(value):
@@ -102,7 +109,7 @@ def custom_value(name: str, value: object) -> Scalar | None:
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, list | tuple | set | frozenset):
-        items = [str(item) for item in value if not _is_missing(item)]
+        items = [str(item).strip() for item in value if not _is_missing(item)]
         if any(isinstance(item, Mapping | list) for item in value):
             raise RecordRejected(INVALID_ATTRIBUTE, f"custom attribute {name!r} nests a list")
         return ",".join(items) if items else None

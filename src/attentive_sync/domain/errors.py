@@ -18,6 +18,7 @@ class RecordRejected(Exception):
 NO_IDENTIFIER = "no_identifier"
 INVALID_PHONE = "invalid_phone"
 INVALID_IDENTIFIER = "invalid_identifier"
+INVALID_EMAIL = "invalid_email"
 INVALID_ATTRIBUTE = "invalid_attribute"
 INVALID_EVENT = "invalid_event"
 REJECTED_BY_ATTENTIVE = "rejected_by_attentive"

@@ -109,6 +109,12 @@ class EventUser(BaseModel):
             raise RecordRejected(NO_IDENTIFIER, "no identifier the event user accepts")
         return user
 
+    @property
+    def external_only(self) -> bool:
+        """Known to Attentive by external identifiers alone: the event reaches a person only
+        once those identifiers were linked to a phone or email."""
+        return not self.phone and not self.email
+
     def to_wire(self) -> dict[str, Any]:
         """The v1 ``user`` object; absent identifiers are omitted, never null."""
         external: dict[str, Any] = {}

@@ -1,8 +1,10 @@
 """Attentive identifiers: who a record is about.
 
 Phones are normalised to E.164 with ``phonenumbers`` (a default region turns national numbers
-into international ones); empty values are dropped, never sent; a user with nothing usable left
-is rejected.
+into international ones); emails are checked with ``email-validator`` (syntax only: no DNS, no
+deliverability) and lower-cased; empty and whitespace-only values are dropped, never sent. An
+invalid email is left out of a user who has another identifier (``Identifiers.dropped`` says
+so, for the run report); a user with nothing usable left is rejected.
 """
 
 from __future__ import annotations
@@ -10,14 +12,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import phonenumbers
+from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field
 
 from attentive_sync.domain.errors import (
+    INVALID_EMAIL,
     INVALID_IDENTIFIER,
     INVALID_PHONE,
     NO_IDENTIFIER,
     RecordRejected,
 )
+from attentive_sync.masking import mask_text
 
 MAX_ID_LENGTH = 100
 STANDARD_IDENTIFIERS = ("phone", "email", "clientUserId", "shopifyId", "klaviyoId")
@@ -41,6 +46,8 @@ class Identifiers(BaseModel):
     shopify_id: str | None = Field(None, max_length=MAX_ID_LENGTH)
     klaviyo_id: str | None = Field(None, max_length=MAX_ID_LENGTH)
     custom: tuple[CustomIdentifier, ...] = ()
+    # Names of identifiers the source had but that were left out as invalid (never sent).
+    dropped: tuple[str, ...] = ()
 
     def to_wire(self) -> dict[str, object]:
         """The v2 bulk ``identifiers`` object; absent identifiers are omitted, never null."""
@@ -71,12 +78,20 @@ def normalize_phone(raw: str, region: str = "US") -> str:
 
 
 def normalize_email(raw: str) -> str:
-    """Trim and check the one rule every address shares: a local part, an @, a dotted domain."""
-    email = raw.strip()
-    local, sep, domain = email.rpartition("@")
-    if not sep or not local or "." not in domain or " " in email or domain.startswith("."):
-        raise RecordRejected(INVALID_IDENTIFIER, "email is not an address")
-    return email
+    """Return ``raw`` trimmed, checked and lower-cased, or raise ``RecordRejected``.
+
+    The syntax rules are ``email-validator``'s (the library pydantic uses), without DNS or
+    deliverability checks: ``two@@example.com`` and ``a@example.`` are refused here rather
+    than by Attentive after a round trip. The whole address is lower-cased (SCHEMA.md), so
+    one person's addresses in two spellings are one identifier.
+    """
+    try:
+        checked = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise RecordRejected(
+            INVALID_EMAIL, f"email is not an address ({mask_text(str(exc)).rstrip('.')})"
+        ) from exc
+    return checked.normalized.lower()
 
 
 def _clean(value: object) -> str | None:
@@ -102,15 +117,22 @@ def build_identifiers(
     """Build clean identifiers from already-mapped values keyed by Attentive identifier name.
 
     ``fields`` uses Attentive names (``phone``, ``email``, ``clientUserId``, ``shopifyId``,
-    ``klaviyoId``); ``custom`` maps custom identifier keys to values. A present but invalid phone
-    or email rejects the record: sending the user without it could attach the attributes to
-    the wrong profile, or to none.
+    ``klaviyoId``); ``custom`` maps custom identifier keys to values. A present but invalid
+    phone rejects the record: a number is how Attentive reaches the person, and one that
+    cannot be read may be someone else's. An invalid email is left out (named in
+    ``dropped``) when another identifier remains, and rejects the record when none does.
     """
     unknown = set(fields) - set(STANDARD_IDENTIFIERS)
     if unknown:
         raise ValueError(f"unknown identifier name(s): {', '.join(sorted(unknown))}")
     phone = _clean(fields.get("phone"))
-    email = _clean(fields.get("email"))
+    raw_email = _clean(fields.get("email"))
+    email, email_error = None, None
+    if raw_email is not None:
+        try:
+            email = normalize_email(raw_email)
+        except RecordRejected as exc:
+            email_error = exc
     customs = tuple(
         CustomIdentifier(key=key, value=_bounded(key, text) or "")
         for key, value in (custom or {}).items()
@@ -118,12 +140,17 @@ def build_identifiers(
     )
     ids = Identifiers(
         phone=normalize_phone(phone, region) if phone else None,
-        email=normalize_email(email) if email else None,
+        email=email,
         client_user_id=_bounded("clientUserId", _clean(fields.get("clientUserId"))),
         shopify_id=_bounded("shopifyId", _clean(fields.get("shopifyId"))),
         klaviyo_id=_bounded("klaviyoId", _clean(fields.get("klaviyoId"))),
         custom=customs,
+        dropped=("email",) if email_error else (),
     )
     if not ids.to_wire():
+        if email_error is not None:
+            raise RecordRejected(
+                email_error.code, f"{email_error.detail}; the record has no other identifier"
+            )
         raise RecordRejected(NO_IDENTIFIER, "no usable identifier (phone, email, ids all empty)")
     return ids

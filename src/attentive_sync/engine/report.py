@@ -7,7 +7,10 @@ with a one-line meaning for the person reading it.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from attentive_sync.domain.users import BulkUser
 
 MEANINGS: dict[str, str] = {
     "members_read": "audience members read from the source",
@@ -61,6 +64,30 @@ MEANINGS: dict[str, str] = {
     "derived": "events derived from the tables this run",
     "queued": "derived events queued",
     "queued_before": "derived events an earlier run had queued already",
+    "invalid_emails_dropped": "invalid emails left out of records sent to another identifier",
+    "events_external_ids_only": "events Attentive accepted for users with no phone or email",
+    "jobs_results_unreadable": "completed jobs whose results file could not be read at all",
+    "assumed_applied": "records of those jobs counted as applied (not sent again)",
+}
+
+# One line that tells the reader what a non-zero count means for them, beyond its meaning.
+EXPLANATIONS: dict[str, str] = {
+    "invalid_emails_dropped": (
+        "{n} record(s) had an email that is not an address: it was left out and the record "
+        "went to its other identifiers; `quarantine list --reason invalid_email` shows the "
+        "records that had nothing else"
+    ),
+    "events_external_ids_only": (
+        "{n} event(s) went to users known only by clientUserId or custom identifiers: "
+        "Attentive ties such an event to a person only once those identifiers were linked to "
+        "a phone or email (by a bulk attribute write or an identify call carrying both); "
+        "until then it reaches no one"
+    ),
+    "assumed_applied": (
+        "{n} record(s) were in completed jobs whose results file could not be read: they are "
+        "counted as applied and not sent again (Attentive completed the job), and the ledger "
+        "does not assume their values, so a later change sends them again"
+    ),
 }
 
 
@@ -98,10 +125,20 @@ class Report:
     def _holds(self, total: str, parts: tuple[str, ...]) -> bool:
         return self.counts[total] == sum(self.counts[p] for p in parts)
 
+    def explanations(self) -> list[str]:
+        """What the non-zero counts that need one mean for the reader, one line each."""
+        return [
+            text.format(n=f"{self.counts[name]:,}")
+            for name, text in EXPLANATIONS.items()
+            if self.counts[name]
+        ]
+
     def summary(self) -> str:
-        """One line for a log: the counts that are not zero, in pipeline order."""
+        """One line for a log: the counts that are not zero, in pipeline order, then what
+        the counts that need explaining mean."""
         shown = [f"{name} {value:,}" for name, value in self.counts.items() if value]
-        return f"{self.title}: {', '.join(shown) or 'nothing to do'}"
+        line = f"{self.title}: {', '.join(shown) or 'nothing to do'}"
+        return ". ".join([line, *self.explanations()])
 
     def to_markdown(self) -> str:
         lines = [f"# {self.title}", "", "| count | value | meaning |", "|---|---:|---|"]
@@ -114,6 +151,12 @@ class Report:
             for total, parts in self.identities:
                 mark = "ok" if self._holds(total, parts) else "MISMATCH"
                 lines.append(f"- {total} = {' + '.join(parts)}: {mark}")
-        if self.notes:
-            lines += ["", *[f"- {note}" for note in self.notes]]
+        notes = [*self.notes, *self.explanations()]
+        if notes:
+            lines += ["", *[f"- {note}" for note in notes]]
         return "\n".join(lines)
+
+
+def add_dropped_emails(report: Report, users: Iterable[BulkUser]) -> None:
+    """Count the records about to be sent without the invalid email their source holds."""
+    report.add("invalid_emails_dropped", sum("email" in u.identifiers.dropped for u in users))

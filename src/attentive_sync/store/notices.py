@@ -1,4 +1,5 @@
-"""Computed notices already sent (reward reminders, expiry notices): the dedupe ledger.
+"""Notices already sent (reward reminders, expiry notices, reward-available events): the
+dedupe ledger.
 
 The unique constraint on (kind, customer_id, period_key) is the lock: whoever inserts the
 row first owns the notice, so two runs, or two workers, never send the same one twice.
@@ -6,6 +7,7 @@ row first owns the notice, so two runs, or two workers, never send the same one 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Engine, delete
@@ -40,6 +42,26 @@ class Notices:
             stmt = _sql.upsert_insert(conn, notices_sent).values(**values)
             inserted = conn.execute(stmt.on_conflict_do_nothing().returning(notices_sent.c.id))
             return inserted.first() is not None
+
+    def record_sent(
+        self,
+        kind: str,
+        sent: Sequence[tuple[int, str, str]],
+        *,
+        now: datetime | None = None,
+    ) -> None:
+        """Note notices already sent, as ``(customer_id, period_key, event_id)``; one noted
+        before is left as it is, so noting twice changes nothing."""
+        if not sent:
+            return
+        at = as_of(now)
+        rows = [
+            {"kind": kind, "customer_id": cid, "period_key": key, "event_id": eid, "sent_at": at}
+            for cid, key, eid in sent
+        ]
+        with self._engine.begin() as conn:
+            stmt = _sql.upsert_insert(conn, notices_sent).on_conflict_do_nothing()
+            conn.execute(stmt, rows)
 
     def release(self, kind: str, customer_id: int, period_key: str) -> bool:
         """Give back a claim whose notice could not be sent, so a later run sends it."""

@@ -66,12 +66,17 @@ LEDGER_ROWS = [
 ]
 EVENT_ROWS = [
     # (event_id, topic, customer_id, occurred_at, state)
-    ("ev-3", "reward_available", 3, utc(2024, 3, 1), "done"),  # inside: skip customer 3
+    ("ev-3", "reward_available", 3, utc(2024, 3, 1), "done"),  # sent inside: skip customer 3
     ("ev-4", "reward_available", 4, utc(2024, 2, 10), "done"),  # previous interval
+    ("ev-4b", "reward_available", 4, utc(2024, 3, 1), "done"),  # done, never sent (dropped)
     ("ev-6", "reward_available", 6, utc(2024, 3, 1), "quarantined"),  # never delivered
+    ("ev-6b", "reward_available", 6, utc(2024, 3, 2), "done"),  # done, skipped as stale
+    ("ev-6c", "reward_available", 6, utc(2024, 3, 3), "pending"),  # not sent yet
     ("ev-1a", "reward_claimed", 1, utc(2024, 3, 1), "done"),  # another topic
     ("ev-1b", "reward_available", 1, INTERVAL.end, "pending"),  # next interval
 ]
+# The reward_available events Attentive accepted, as the relay notes them in notices_sent.
+SENT_EVENTS = [("ev-3", 3), ("ev-4", 4)]
 REMINDER_NOTICE_ROWS = [
     # (kind, customer_id, period_key)
     ("reward_reminder", 7, "2024-02-15"),  # this interval's reminder already went out
@@ -176,6 +181,12 @@ def seed_reminder_data(conn: sa.Connection) -> None:
     event_keys = ("event_id", "topic", "customer_id", "occurred_at", "state")
     conn.execute(loyalty_events.insert(), _dicts(event_keys, EVENT_ROWS))
     conn.execute(notices_sent.insert(), _notice_dicts(REMINDER_NOTICE_ROWS))
+    sent = [
+        {"kind": "reward_available", "customer_id": cid, "period_key": event_id}
+        | {"event_id": event_id, "sent_at": utc(2024, 3, 1)}
+        for event_id, cid in SENT_EVENTS
+    ]
+    conn.execute(notices_sent.insert(), sent)
 
 
 def seed_expiry_data(conn: sa.Connection) -> None:

@@ -20,7 +20,7 @@ from attentive_sync.engine.delivery.collaborators import (
     unsettled,
 )
 from attentive_sync.engine.prefetch import prefetched
-from attentive_sync.engine.report import Report
+from attentive_sync.engine.report import Report, add_dropped_emails
 from attentive_sync.engine.runtime import Runtime
 from attentive_sync.sources.schema import audience_members
 from attentive_sync.store.queue import MAX_LEASE
@@ -63,6 +63,7 @@ def run_backfill(
         planner.commit(page)
         report.add("members_read", page.members_read)
         report.add("quarantined", page.quarantined)
+        add_dropped_emails(report, (u for batch in page.batches for u in batch.users))
         report.add("skipped_already_sent", page.skipped)
         report.add("skipped_already_quarantined", page.skipped_quarantined)
         read = planner.members_read()
@@ -102,6 +103,7 @@ def run_incremental(
             plan = incremental.plan_incremental(runtime, config, owner, MAX_LEASE)
             for name in ("leased", "coalesced", "not_exported", "quarantined", "early_flushes"):
                 report.add(name, getattr(plan, name))
+            add_dropped_emails(report, (u for batch in plan.batches for u in batch.users))
             add_wait(report, wait(add_sends(report, send_many(plan.batches, incremental.KIND))))
             if plan.leased < MAX_LEASE or clock() > stop_at:
                 return report

@@ -64,8 +64,9 @@ def add_sends(report: Report, results: list[SendResult]) -> list[str]:
 def add_wait(report: Report, wait: WaitResult) -> None:
     report.add("jobs_settled", len(wait.settled))
     report.add("jobs_unfinished", len(wait.unfinished))
-    for name in ("accepted", "rejected", "retried", "parked"):
+    for name in ("accepted", "rejected", "retried", "parked", "assumed_applied"):
         report.add(name, wait.total(name))
+    report.add("jobs_results_unreadable", wait.total("results_unreadable"))
     if wait.unfinished:
         report.notes.append(
             f"{len(wait.unfinished)} job(s) still running; a later run settles them"

@@ -5,8 +5,15 @@ every row transition checks that the row is still the job's. For each record: ac
 -> the ledger of what Attentive holds, and its lifecycle's ``accepted``; refused -> its
 lifecycle's ``rejected`` (the quarantine, with Attentive's message); retryable (a 5xx or
 429 record, a job that FAILED or that Attentive no longer knows, a line missing from the
-results, an unreadable results file) -> its lifecycle's ``retry_later``: the record is
-sent again by its state, never skipped because a job once carried it.
+results, a results download that failed or broke off) -> its lifecycle's ``retry_later``:
+the record is sent again by its state, never skipped because a job once carried it.
+
+A COMPLETED job whose results cannot be read at all (no results file, a file with no
+record, or one whose content is not the documented record-and-response lines) has had its
+records applied by Attentive's own account; sending them again would repeat that for
+ever. Its records are counted as applied (``assumed_applied`` in the run report), their
+lifecycle's ``accepted``, but the ledger of accepted values does not record them, so a
+later write of the same value is sent rather than skipped.
 """
 
 from __future__ import annotations
@@ -18,7 +25,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from attentive_sync.attentive import AttentiveError, BulkJob, NotFound, RecordResult
+from attentive_sync.attentive import (
+    AttentiveError,
+    BulkJob,
+    NotFound,
+    RecordResult,
+    ResultsUnreadable,
+)
 from attentive_sync.domain.errors import REJECTED_BY_ATTENTIVE
 from attentive_sync.engine.delivery.kinds import RetryOutcome, lifecycle
 from attentive_sync.engine.delivery.submit import hold_uncertain
@@ -49,6 +62,9 @@ class SettleResult:
     rejected: int = 0
     retried: int = 0
     parked: int = 0
+    # Records of a COMPLETED job whose results could not be read at all, counted as applied.
+    assumed_applied: int = 0
+    results_unreadable: int = 0
 
 
 @dataclass
@@ -100,31 +116,54 @@ def _claim_and_settle(runtime: Runtime, job: BulkJob, owner: str) -> SettleResul
     return settle_job(runtime, job)
 
 
-def _results(runtime: Runtime, job: BulkJob, carried: int) -> tuple[dict[int, RecordResult], str]:
+@dataclass
+class _Results:
+    """A job's per-record results by index; ``missing`` says why a record has none."""
+
+    by_index: dict[int, RecordResult] = field(default_factory=dict)
+    missing: str = ""
+    # A COMPLETED job whose results cannot be read at all: its records count as applied.
+    assumed: str = ""
+
+
+def _results(runtime: Runtime, job: BulkJob, carried: int) -> _Results:
     """Per-record results by index, and why there are none when a job has none.
 
     The file is read as it streams and only the job's own ``carried`` records are kept
     (an accepted one without its echoed request), so memory follows the job, never the
     file: a results file of a million lines costs no more than one of 256.
     """
-    if job.status == "FAILED":
-        return {}, "the job FAILED at Attentive"
-    if job.status == LOST:
-        return {}, "Attentive no longer knows this job"
+    status = job.status.upper()
+    if status == LOST:
+        return _Results(missing="Attentive no longer knows this job")
+    if status != "COMPLETED":
+        return _Results(missing=f"the job {status} at Attentive")
     if not job.results_url:
-        return {}, "the completed job has no results file"
+        return _Results(assumed="the completed job has no results file")
     results: dict[int, RecordResult] = {}
+    lines = 0
     try:
         for result in runtime.client.iter_bulk_results(job.results_url):
+            lines += 1
             if 0 <= result.index < carried:
                 keep = replace(result, request={}) if result.accepted else result
                 results[result.index] = keep
+    except ResultsUnreadable as exc:
+        if exc.broke_off:
+            return _unread(job, exc)
+        return _Results(assumed=f"its results file cannot be read ({exc})")
     except AttentiveError as exc:
-        log.warning(
-            "results of job %s are unreadable (%s); its records are retried", job.job_id, exc
-        )
-        return {}, "results file unreadable"
-    return results, ""
+        return _unread(job, exc)
+    if lines == 0 and carried:
+        return _Results(assumed="its results file holds no record")
+    return _Results(results)
+
+
+def _unread(job: BulkJob, exc: AttentiveError) -> _Results:
+    log.warning(
+        "results of job %s could not be downloaded (%s); its records are retried", job.job_id, exc
+    )
+    return _Results(missing="results file could not be downloaded")
 
 
 def settle_job(runtime: Runtime, job: BulkJob) -> SettleResult:
@@ -135,12 +174,14 @@ def settle_job(runtime: Runtime, job: BulkJob) -> SettleResult:
         # Attentive answered 404: if it only does not know the job yet, the job may still
         # land, so its customers wait as after any answer that was lost.
         hold_uncertain(runtime, items)
-    results, missing = _results(runtime, job, len(items))
+    found = _results(runtime, job, len(items))
+    if found.assumed:
+        return _settle_unreadable(runtime, job, items, found.assumed)
     outcome = SettleResult(job.job_id, job.status)
     accepted: list[JobItem] = []
     retry: list[tuple[JobItem, str]] = []
     for idx, item in enumerate(items):
-        result = results.get(idx)
+        result = found.by_index.get(idx)
         if result is not None and result.accepted:
             accepted.append(item)
         elif result is not None and not result.retryable:
@@ -149,7 +190,7 @@ def settle_job(runtime: Runtime, job: BulkJob) -> SettleResult:
             )
             outcome.rejected += 1
         else:
-            retry.append((item, result.message if result else missing or "no result"))
+            retry.append((item, result.message if result else found.missing or "no result"))
     # Latest wins by *submission* time: a job that settles late must not overwrite a
     # value that a job submitted after it already set.
     submitted = store.jobs.get(job.job_id).submitted_at
@@ -167,6 +208,22 @@ def settle_job(runtime: Runtime, job: BulkJob) -> SettleResult:
     outcome.accepted = len(accepted)
     store.jobs.mark_settled(job.job_id, outcome.accepted, outcome.rejected)
     return outcome
+
+
+def _settle_unreadable(
+    runtime: Runtime, job: BulkJob, items: list[JobItem], why: str
+) -> SettleResult:
+    """The policy for a COMPLETED job whose results cannot be read at all (module doc)."""
+    log.warning(
+        "job %s COMPLETED but %s: its %d record(s) are counted as applied, not sent again",
+        job.job_id,
+        why,
+        len(items),
+    )
+    for group in _by_kind(items, lambda item: item).values():
+        lifecycle(group[0]).accepted(runtime, group, job.job_id)
+    runtime.store.jobs.mark_settled(job.job_id, len(items), 0)
+    return SettleResult(job.job_id, job.status, assumed_applied=len(items), results_unreadable=1)
 
 
 def _by_kind(entries: Iterable[T], item_of: Callable[[T], JobItem]) -> dict[str, list[T]]:

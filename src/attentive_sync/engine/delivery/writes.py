@@ -21,7 +21,7 @@ from attentive_sync.engine.delivery.batching import Batcher
 from attentive_sync.engine.delivery.collaborators import SendMany, Wait, send_and_wait, unsettled
 from attentive_sync.engine.delivery.submit import Batch, make_batch
 from attentive_sync.engine.mapping import customer_row, identifiers_for
-from attentive_sync.engine.report import Report
+from attentive_sync.engine.report import Report, add_dropped_emails
 from attentive_sync.engine.runtime import Runtime
 from attentive_sync.sources.loyalty import load_customers
 from attentive_sync.store.jobs import JobItem
@@ -136,6 +136,7 @@ def run_writes(
         report.add("writes_unchanged", plan.unchanged)
         report.add("writes_deferred", plan.deferred)
         report.add("writes_quarantined", plan.quarantined)
+        add_dropped_emails(report, (u for batch in plan.batches for u in batch.users))
         send_and_wait(report, plan.batches, job_kind, send_many, wait, earlier)
         earlier = []
         if plan.leased < MAX_LEASE or plan.leased == plan.deferred:

@@ -22,7 +22,7 @@ from attentive_sync.domain.events import CustomEvent
 from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.domain.identifiers import Identifiers, build_identifiers
 from attentive_sync.domain.loyalty.attributes import profile_attributes
-from attentive_sync.domain.loyalty.catalogue import RECIPIENT_KEY, UNMATCHED_BASE
+from attentive_sync.domain.loyalty.catalogue import RECIPIENT_KEY, UNMATCHED_BASE, EventKey
 from attentive_sync.engine.checks import check_against_source
 from attentive_sync.engine.delivery.collaborators import (
     SendMany,
@@ -62,6 +62,7 @@ class RelayPlan:
     labels: dict[int, str] = field(default_factory=dict)
     quarantined: list[tuple[int, str, str]] = field(default_factory=list)
     stale_sent: int = 0
+    dropped_emails: int = 0
 
 
 def _identifiers(
@@ -107,6 +108,7 @@ def plan_relay(
         if isinstance(outcome, events.Send):
             plan.sends.append((row.seq, outcome.event))
             plan.stale_sent += outcome.stale
+            plan.dropped_emails += int(ids is not None and "email" in ids.dropped)
         elif isinstance(outcome, events.Rejected):
             plan.quarantined.append((row.seq, outcome.code, outcome.detail))
             plan.labels[row.seq] = "quarantined"
@@ -142,6 +144,23 @@ def deliver(runtime: Runtime, sends: Sequence[tuple[int, CustomEvent]], workers:
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="events") as pool:
         list(pool.map(in_order, by_customer.values()))
     return result
+
+
+def record_rewards_sent(
+    runtime: Runtime, rows: Sequence[QueuedEvent], accepted: Sequence[int], now: datetime
+) -> None:
+    """Note each ``reward_available`` event Attentive accepted in ``notices_sent``: the
+    monthly reminder skips only customers who received one (an event dropped, left out
+    by the selection or skipped as stale never reached them). Noted before the row is
+    done, so a crash in between re-sends the event (the same ``externalEventId``) rather
+    than forgetting it was sent."""
+    taken = set(accepted)
+    sent = [
+        (row.customer_id, str(row.seq), row.event_id)
+        for row in rows
+        if row.seq in taken and row.topic == EventKey.REWARD_AVAILABLE.value
+    ]
+    runtime.store.notices.record_sent(EventKey.REWARD_AVAILABLE.value, sent, now=now)
 
 
 def apply_delivery(runtime: Runtime, delivery: Delivery, owner: str, now: datetime) -> int:
@@ -238,6 +257,7 @@ def _relay_round(
         return False
     report.add("leased", len(plan.rows))
     report.add("stale_sent", plan.stale_sent)
+    report.add("invalid_emails_dropped", plan.dropped_emails)
     for label in plan.labels.values():
         report.add(label)
     for seq, code, detail in plan.quarantined:
@@ -251,9 +271,13 @@ def _relay_round(
             if row.seq in sent:
                 rounds[row.customer_id] = max(row.seq, rounds.get(row.customer_id, 0))
         report.add("profile_writes_queued", enqueue_profiles(runtime, cfg, rounds, now))
+    users = {seq: event.user for seq, event in plan.sends}
     for delivery in deliver_many(chunked(plan.sends, 500)):
+        record_rewards_sent(runtime, plan.rows, delivery.accepted, now)
         parked = apply_delivery(runtime, delivery, owner, now)
         report.add("accepted_events", len(delivery.accepted))
+        external = sum(users[seq].external_only for seq in delivery.accepted)
+        report.add("events_external_ids_only", external)
         report.add("rejected_events", len(delivery.rejected))
         report.add("retry_later", len(delivery.retry) - parked)
         report.add("retries_exhausted", parked)

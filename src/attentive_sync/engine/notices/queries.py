@@ -136,10 +136,14 @@ def load_rewards(conn: Connection) -> pd.DataFrame:
     return pd.read_sql(_REWARDS_SQL, conn)
 
 
+# A reward_available event counts only if Attentive accepted it: the relay notes each one
+# in notices_sent (kind = the topic, period_key = the queue seq) when it is accepted. The
+# join walks the unique (kind, customer_id, period_key) index.
 _NOTIFIED_SQL = _sql(
-    "SELECT customer_id FROM loyalty_events"
-    " WHERE topic = :topic AND state <> 'quarantined'"
-    " AND occurred_at >= :start AND occurred_at < :end"
+    "SELECT e.customer_id FROM loyalty_events e"
+    " JOIN notices_sent n ON n.kind = :topic AND n.customer_id = e.customer_id"
+    " AND n.event_id = e.event_id"
+    " WHERE e.topic = :topic AND e.occurred_at >= :start AND e.occurred_at < :end"
     " UNION SELECT customer_id FROM notices_sent WHERE kind = :kind AND period_key = :period_key",
     "start",
     "end",
@@ -149,8 +153,10 @@ _NOTIFIED_SQL = _sql(
 def load_reminder_notified_ids(conn: Connection, interval: Interval) -> np.ndarray:
     """Customers not to remind for ``interval``.
 
-    Those with a ``reward_available`` event in the interval that is delivered or on its way
-    (a quarantined event never reached them), and those already sent this interval's reminder.
+    Those who received a ``reward_available`` event of the interval (one Attentive
+    accepted: an event dropped for having no supported reward, left out by the selection,
+    skipped as stale, quarantined or not sent yet never reached them), and those already
+    sent this interval's reminder.
     """
     params = {
         "topic": EventKey.REWARD_AVAILABLE.value,
