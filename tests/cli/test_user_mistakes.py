@@ -33,7 +33,7 @@ class Mistake:
     says: str
     env: tuple[tuple[str, str], ...] = ()
     code: int = 1
-    seconds: float = 30.0
+    seconds: float = 30.0  # at most this much longer than the first mistake (no work done)
 
 
 def config(**changes: object) -> str:
@@ -181,7 +181,12 @@ def outcomes(tmp_path_factory, seeded_template) -> dict[str, Outcome]:
                 env["ATTENTIVE_SYNC_SOURCE_URL"] = f"sqlite:///{seeded_template}"
             started = time.monotonic()
             done = subprocess.run(
-                [CLI, *mistake.args], env=env, capture_output=True, text=True, cwd=folder
+                [CLI, *mistake.args],
+                env=env,
+                capture_output=True,
+                text=True,
+                cwd=folder,
+                timeout=600,
             )
             return Outcome(done.returncode, done.stdout + done.stderr, time.monotonic() - started)
 
@@ -201,7 +206,10 @@ def test_a_mistake_is_a_short_message_and_a_non_zero_exit(mistake: Mistake, outc
     assert mistake.says in " ".join(lines), outcome.output
     # The message itself, plus at most one line of context (a retry warning).
     assert len(lines) <= 2, outcome.output
-    assert outcome.seconds < mistake.seconds, f"{outcome.seconds:.1f}s"
+    # Giving up is prompt: measured against the command that fails before any work (so a
+    # loaded machine slows both alike), a mistake never waits out retries or timeouts.
+    baseline = outcomes[MISTAKES[0].name].seconds
+    assert outcome.seconds - baseline < mistake.seconds, f"{outcome.seconds:.1f}s, {baseline:.1f}s"
 
 
 def test_a_refused_key_leaves_the_queued_deltas_untouched(outcomes):
