@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from attentive_sync.domain.errors import RecordRejected
 from attentive_sync.domain.export_config import ExportConfig
+from attentive_sync.engine.audience.diff import takes_queued
 from attentive_sync.engine.delivery.batching import Batcher
 from attentive_sync.engine.delivery.kinds import is_rebuilt
 from attentive_sync.engine.delivery.submit import Batch, make_batch
@@ -62,7 +63,9 @@ def plan_incremental(
     rows = store.deltas.lease(limit, runtime.sync.lease_seconds, owner)
     plan = IncrementalPlan(leased=len(rows))
     exported = set(config.audiences)
-    foreign = [r for r in rows if r.audience not in exported]
+    foreign = [
+        r for r in rows if r.audience not in exported or not takes_queued(config, r.delta_key)
+    ]
     kept, overtaken = coalesce([r for r in rows if r.audience in exported])
     store.deltas.ack([r.seq for r in foreign + overtaken], by=owner)
     plan.not_exported, plan.coalesced = len(foreign), len(overtaken)
