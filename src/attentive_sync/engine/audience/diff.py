@@ -158,9 +158,10 @@ def _take(conn: Connection, audience: str, now: datetime) -> tuple[int, bool]:
     """Lock the audience's diff row (created on its first diff): (generation, created)."""
     t = audience_diffs
     stmt = _sql.upsert_insert(conn, t).values(audience=audience, generation=0, seeded_at=now)
-    created = conn.execute(stmt.on_conflict_do_nothing(index_elements=[t.c.audience])).rowcount
+    stmt = stmt.on_conflict_do_nothing(index_elements=[t.c.audience]).returning(t.c.audience)
+    created = conn.execute(stmt).first() is not None
     locked = select(t.c.generation).where(t.c.audience == audience).with_for_update()
-    return int(conn.execute(locked).scalar_one()), created == 1
+    return int(conn.execute(locked).scalar_one()), created
 
 
 def _seed(conn: Connection, audience: str) -> None:

@@ -63,10 +63,9 @@ def plan_incremental(
     rows = store.deltas.lease(limit, runtime.sync.lease_seconds, owner)
     plan = IncrementalPlan(leased=len(rows))
     exported = set(config.audiences)
-    foreign = [
-        r for r in rows if r.audience not in exported or not takes_queued(config, r.delta_key)
-    ]
-    kept, overtaken = coalesce([r for r in rows if r.audience in exported])
+    sent = [r.audience in exported and takes_queued(config, r.delta_key) for r in rows]
+    foreign = [r for r, send in zip(rows, sent, strict=True) if not send]
+    kept, overtaken = coalesce([r for r, send in zip(rows, sent, strict=True) if send])
     store.deltas.ack([r.seq for r in foreign + overtaken], by=owner)
     plan.not_exported, plan.coalesced = len(foreign), len(overtaken)
     customers = {
