@@ -7,6 +7,7 @@ by hand unless the test is about the queue.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -14,7 +15,7 @@ from datetime import datetime, timezone
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import delete, func, insert, select
-from support.program import CONFIG, make_runtime
+from support.program import CONFIG, CUSTOMERS, NOW, make_runtime
 
 from attentive_sync.engine.audience import diff
 from attentive_sync.engine.audience.export import run_backfill, run_incremental
@@ -23,8 +24,11 @@ from attentive_sync.engine.mapping import identifiers_for
 from attentive_sync.engine.runtime import Runtime
 from attentive_sync.sources.loyalty import load_customers, members_among
 from attentive_sync.sources.schema import audience_members, customers
+from attentive_sync.sources.seed import seed_program
+from attentive_sync.store import init_db, make_engine
 from attentive_sync.store.records import NewDelta
 from attentive_sync.store.tables import audience_deltas, audience_diffs
+from tests.fixtures.stores import PG_SKIP_REASON, PG_URL_ENV, fresh_pg_schema
 
 DIFF = CONFIG.model_copy(update={"changes_from": "diff"})
 BOTH = CONFIG.model_copy(update={"changes_from": "both"})
@@ -306,9 +310,27 @@ def test_a_diff_that_fails_queues_nothing_and_the_next_run_sends_it(
     assert deltas_of(runtime, gone) == [("vip", "exit", "done")]
 
 
-def test_a_source_in_another_database_is_diffed_the_same_way(store_url, db_url, emulator):
-    """The store on SQLite or PostgreSQL, the loyalty source in a SQLite file of its own."""
-    runtime = make_runtime(store_url, emulator.base_url, source_url=db_url)
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def other_source(request, db_url) -> Iterator[str]:
+    """The seeded program in a database of its own: a SQLite file, or a PostgreSQL schema
+    other than the store's."""
+    if request.param == "sqlite":
+        yield db_url
+        return
+    base = os.environ.get(PG_URL_ENV)
+    if not base:
+        pytest.skip(PG_SKIP_REASON)
+    with fresh_pg_schema(base) as url:
+        init_db(url)
+        engine = make_engine(url)
+        seed_program(engine, CUSTOMERS, seed=11, now=NOW)
+        engine.dispose()
+        yield url
+
+
+def test_a_source_in_another_database_is_diffed_the_same_way(store_url, other_source, emulator):
+    """The store and the loyalty source in two databases, each SQLite or PostgreSQL."""
+    runtime = make_runtime(store_url, emulator.base_url, source_url=other_source)
     try:
         assert not diff.shares_database(runtime)
         backfill(runtime)

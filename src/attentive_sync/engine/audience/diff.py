@@ -39,6 +39,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     ColumnElement,
+    Engine,
     MetaData,
     String,
     Table,
@@ -51,13 +52,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 
 from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.engine.delivery.kinds import BackfillMember, is_rebuilt
 from attentive_sync.engine.report import Report
 from attentive_sync.engine.runtime import Runtime
-from attentive_sync.sources.loyalty import iter_audience_member_pages
 from attentive_sync.sources.schema import audience_members
 from attentive_sync.store import _sql
 from attentive_sync.store.tables import (
@@ -87,9 +87,11 @@ _changes = Table(
 _staged = Table(
     "audience_diff_members",
     _scratch,
-    Column("customer_id", BigInteger, primary_key=True),
+    Column("customer_id", BigInteger, nullable=False),
     prefixes=["TEMPORARY"],
 )
+# Built once the ids are in: faster than keeping it up to date while they arrive.
+_STAGED_INDEX = f"CREATE INDEX ix_{_staged.name} ON {_staged.name} (customer_id)"
 
 
 @dataclass
@@ -221,9 +223,40 @@ def _members(conn: Connection, runtime: Runtime, audience: str, shared: bool) ->
         m = audience_members.c
         return _Members(m.customer_id, (m.audience_slug == audience,))
     _staged.create(conn)
-    for ids in iter_audience_member_pages(runtime.source, audience, 0, STAGE_PAGE):
-        conn.execute(insert(_staged), [{"customer_id": cid} for cid in ids])
+    _copy_members(runtime.source, conn, audience)
+    conn.exec_driver_sql(_STAGED_INDEX)
     return _Members(_staged.c.customer_id, ())
+
+
+def _copy_members(source: Engine, conn: Connection, audience: str) -> None:
+    """Copy the audience's member ids from the source into the staged table, page by page,
+    through the drivers' own bulk paths (a million ids take seconds, not a minute)."""
+    m = audience_members
+    read = f"SELECT customer_id FROM {m.name} WHERE audience_slug = {_mark(source.dialect)}"
+    with source.connect() as src:
+        raw = src.connection.dbapi_connection
+        assert raw is not None
+        # A named (server-side) cursor on PostgreSQL: pages stream instead of arriving whole.
+        reader = (
+            raw.cursor("audience_diff") if source.dialect.name == "postgresql" else raw.cursor()
+        )
+        reader.execute(read, (audience,))
+        target = conn.connection.dbapi_connection
+        assert target is not None
+        writer = target.cursor()
+        while page := reader.fetchmany(STAGE_PAGE):
+            if conn.dialect.name == "postgresql":
+                with writer.copy(f"COPY {_staged.name} (customer_id) FROM STDIN") as copy:
+                    for row in page:
+                        copy.write_row(row)
+            else:
+                writer.executemany(f"INSERT INTO {_staged.name} VALUES (?)", page)
+        reader.close()
+
+
+def _mark(dialect: Dialect) -> str:
+    """The driver's placeholder for one positional parameter."""
+    return "?" if dialect.paramstyle == "qmark" else "%s"
 
 
 def _key_prefix(audience: str, generation: int) -> str:
