@@ -1,5 +1,9 @@
 """The incremental export: queued enter/exit deltas, coalesced, packed, in order.
 
+The queue holds what producers enqueue and, under ``changes_from: diff | both``, what the
+membership diff (``diff.py``) queued at the start of the run; under ``diff`` a producer's
+deltas are acknowledged unsent (counted as ``not_exported``).
+
 Within one lease the latest delta per (customer, audience) wins; the ones it overtook are
 done without being sent. A delta the engine rebuilt from the source (a backfill member sent
 again) sends what the source says at the time, so it never undoes a change made meanwhile.
