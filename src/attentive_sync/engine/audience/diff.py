@@ -137,7 +137,9 @@ def queue_membership_changes(
                 _seed(conn, audience)
                 outcome.seeded += 1
             members = _members(conn, runtime, audience, shared)
-            enters, exits = _diff(conn, audience, members, _key_prefix(audience, generation), now)
+            enters, exits = _diff(
+                conn, audience, members, _key_prefix(audience, generation, now), now
+            )
             conn.execute(
                 update(audience_diffs)
                 .where(audience_diffs.c.audience == audience)
@@ -259,9 +261,11 @@ def _mark(dialect: Dialect) -> str:
     return "?" if dialect.paramstyle == "qmark" else "%s"
 
 
-def _key_prefix(audience: str, generation: int) -> str:
-    """Delta keys of one diff of one audience: unique, and short whatever the slug."""
-    token = hashlib.sha256(f"{audience}\x1f{generation}".encode()).hexdigest()[:20]
+def _key_prefix(audience: str, generation: int, now: datetime) -> str:
+    """Delta keys of one diff of one audience: unique (the time too, should the diff's row
+    ever be dropped and its generations start over), and short whatever the slug."""
+    text = f"{audience}\x1f{generation}\x1f{now.isoformat()}"
+    token = hashlib.sha256(text.encode()).hexdigest()[:24]
     return f"{DIFF_PREFIX}{token}:"
 
 
