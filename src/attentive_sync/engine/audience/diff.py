@@ -39,7 +39,6 @@ from sqlalchemy import (
     BigInteger,
     Column,
     ColumnElement,
-    Engine,
     MetaData,
     String,
     Table,
@@ -52,9 +51,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection
 
 from attentive_sync.domain.export_config import ExportConfig
+from attentive_sync.engine.audience import staging
 from attentive_sync.engine.delivery.kinds import BackfillMember, is_rebuilt
 from attentive_sync.engine.report import Report
 from attentive_sync.engine.runtime import Runtime
@@ -73,9 +73,6 @@ from attentive_sync.store.tables import (
 from attentive_sync.store.types import UtcDateTime, as_of
 
 DIFF_PREFIX = "diff:"
-# Members copied per statement when the source is another database.
-STAGE_PAGE = 50_000
-
 _scratch = MetaData()
 _changes = Table(
     "audience_diff_changes",
@@ -84,14 +81,6 @@ _changes = Table(
     Column("action", String(8), nullable=False),
     prefixes=["TEMPORARY"],
 )
-_staged = Table(
-    "audience_diff_members",
-    _scratch,
-    Column("customer_id", BigInteger, nullable=False),
-    prefixes=["TEMPORARY"],
-)
-# Built once the ids are in: faster than keeping it up to date while they arrive.
-_STAGED_INDEX = f"CREATE INDEX ix_{_staged.name} ON {_staged.name} (customer_id)"
 
 
 @dataclass
@@ -146,7 +135,7 @@ def queue_membership_changes(
                 .values(generation=generation + 1, diffed_at=now, enters=enters, exits=exits)
             )
             if not shared:
-                _staged.drop(conn)
+                staging.drop_staged(conn)
         outcome.enters += enters
         outcome.exits += exits
     return outcome
@@ -224,41 +213,8 @@ def _members(conn: Connection, runtime: Runtime, audience: str, shared: bool) ->
     if shared:
         m = audience_members.c
         return _Members(m.customer_id, (m.audience_slug == audience,))
-    _staged.create(conn)
-    _copy_members(runtime.source, conn, audience)
-    conn.exec_driver_sql(_STAGED_INDEX)
-    return _Members(_staged.c.customer_id, ())
-
-
-def _copy_members(source: Engine, conn: Connection, audience: str) -> None:
-    """Copy the audience's member ids from the source into the staged table, page by page,
-    through the drivers' own bulk paths (a million ids take seconds, not a minute)."""
-    m = audience_members
-    read = f"SELECT customer_id FROM {m.name} WHERE audience_slug = {_mark(source.dialect)}"
-    with source.connect() as src:
-        raw = src.connection.dbapi_connection
-        assert raw is not None
-        # A named (server-side) cursor on PostgreSQL: pages stream instead of arriving whole.
-        reader = (
-            raw.cursor("audience_diff") if source.dialect.name == "postgresql" else raw.cursor()
-        )
-        reader.execute(read, (audience,))
-        target = conn.connection.dbapi_connection
-        assert target is not None
-        writer = target.cursor()
-        while page := reader.fetchmany(STAGE_PAGE):
-            if conn.dialect.name == "postgresql":
-                with writer.copy(f"COPY {_staged.name} (customer_id) FROM STDIN") as copy:
-                    for row in page:
-                        copy.write_row(row)
-            else:
-                writer.executemany(f"INSERT INTO {_staged.name} VALUES (?)", page)
-        reader.close()
-
-
-def _mark(dialect: Dialect) -> str:
-    """The driver's placeholder for one positional parameter."""
-    return "?" if dialect.paramstyle == "qmark" else "%s"
+    staged = staging.stage_members(runtime.source, conn, audience)
+    return _Members(staged.c.customer_id, ())
 
 
 def _key_prefix(audience: str, generation: int, now: datetime) -> str:
