@@ -9,7 +9,8 @@ The baseline is the sent membership (``store/sent_members.py``): the customers t
 last handed to the delivery path as members. One store transaction per audience queues
 the members not in it as ``enter`` deltas and the customers in it who are no longer
 members as ``exit`` deltas, and moves the baseline with them, so a crash leaves both or
-neither. It is set-based SQL: the membership is joined against the baseline in the
+neither; the audience's row in ``audience_diffs`` is locked first, so two runs never
+queue one change twice. It is set-based SQL: the membership is joined against the baseline in the
 database, never walked in Python. A customer who entered and left between two runs is in
 neither set and sends nothing. What follows the queue (mapping, batching, one job at a
 time per customer, retries, the quarantine, the report) is the path every delta takes;
@@ -19,8 +20,7 @@ The first diff of an audience seeds its baseline from what the engine already se
 parked: the values Attentive accepted (the ledger), ``enter`` deltas not finished or in
 the quarantine, backfill members a job not yet settled carries or the quarantine holds,
 and members a backfill planned under this mode (a record parked for a person is not
-queued again by every run).
-So a backfilled member is not sent again, and a member who left before the diff took
+queued again by every run). So a backfilled member is not sent again, and a member who left before the diff took
 over gets their ``exit`` in its first run.
 
 The SQL reads ``audience_members`` in the state store's database when the loyalty source
