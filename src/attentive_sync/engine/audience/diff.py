@@ -20,8 +20,8 @@ The first diff of an audience seeds its baseline from what the engine already se
 parked: the values Attentive accepted (the ledger), ``enter`` deltas not finished or in
 the quarantine, backfill members a job not yet settled carries or the quarantine holds,
 and members a backfill planned under this mode (a record parked for a person is not
-queued again by every run). So a backfilled member is not sent again, and a member who left before the diff took
-over gets their ``exit`` in its first run.
+queued again by every run). So a backfilled member is not sent again, and a member who
+left before the diff took over gets their ``exit`` in its first run.
 
 The SQL reads ``audience_members`` in the state store's database when the loyalty source
 is that database; a source elsewhere is first copied, one page at a time, into a
