@@ -213,20 +213,46 @@ def test_both_repairs_what_the_queue_missed_and_sends_a_queued_change_once(any_r
     assert [a for _, a, s in deltas_of(runtime, announced) if s == "done"] == ["exit", "exit"]
 
 
-def test_under_diff_a_producers_delta_is_acknowledged_unsent(any_runtime, emulator):
+def test_under_diff_a_producers_delta_sends_what_the_table_says(any_runtime, emulator):
     runtime = any_runtime
     backfill(runtime)
     (member,) = sendable(runtime, 1, member_of="vip")
+    (outsider,) = sendable(runtime, 1, outside="vip")
+    now = datetime.now(timezone.utc)
     runtime.store.deltas.enqueue(
-        [NewDelta("vip", member, "exit", datetime.now(timezone.utc), "producer-2")]
+        [
+            NewDelta("vip", member, "exit", now, "producer-2"),
+            NewDelta("vip", outsider, "enter", now, "producer-3"),
+        ]
     )
 
     report = incremental(runtime)
 
-    assert report.counts["not_exported"] == 1 and report.counts["records_sent"] == 0
+    assert (report.counts["diff_enters"], report.counts["diff_exits"]) == (0, 0)
+    assert report.counts["records_sent"] == 2 and report.counts["accepted"] == 2
     assert at_emulator(emulator, runtime, member, "vip") is True
+    assert at_emulator(emulator, runtime, outsider, "vip") is False
     assert deltas_of(runtime, member) == [("vip", "exit", "done")]
     assert member in runtime.store.sent_members.of("vip")
+    assert outsider not in runtime.store.sent_members.of("vip")
+
+
+def test_a_member_the_backfill_leaves_to_a_queued_delta_is_not_lost(any_runtime, emulator):
+    """The backfill skips a member with a delta queued (the queue has the later word); under
+    ``diff`` that delta sends what the table says, so the member still ends ``true``."""
+    runtime = any_runtime
+    (newcomer,) = sendable(runtime, 1, outside="vip")
+    join(runtime, "vip", newcomer)
+    runtime.store.deltas.enqueue(
+        [NewDelta("vip", newcomer, "exit", datetime.now(timezone.utc), "stale-producer")]
+    )
+
+    backfill(runtime)
+
+    assert at_emulator(emulator, runtime, newcomer, "vip") is True
+    assert deltas_of(runtime, newcomer) == [("vip", "exit", "done")]
+    assert runtime.store.accepted.for_customers([newcomer])[newcomer]["vip"] is True
+    assert newcomer in runtime.store.sent_members.of("vip")
 
 
 def test_taking_over_from_the_queue_seeds_from_what_attentive_accepted(any_runtime, emulator):

@@ -2,8 +2,8 @@
 
 ``changes_from`` in the export configuration says where enters and exits come from:
 ``queue`` (deltas a producer enqueues; the default), ``diff`` (this module, at the start of
-every incremental run; deltas a producer queues are acknowledged unsent) or ``both`` (the
-queue, with the diff repairing whatever the queue missed).
+every incremental run; a delta a producer queues sends what the table says when it goes)
+or ``both`` (the queue, with the diff repairing whatever the queue missed).
 
 The baseline is the sent membership (``store/sent_members.py``): the customers the engine
 last handed to the delivery path as members. One store transaction per audience queues
@@ -97,12 +97,14 @@ def add_to(report: Report, outcome: DiffOutcome) -> None:
         report.notes.append(f"the membership diff took over {outcome.seeded} audience(s)")
 
 
-def takes_queued(config: ExportConfig, delta_key: str) -> bool:
-    """Whether this configuration sends a queued delta: under ``diff`` only the diff's own
-    and those the engine rebuilt from the source; a producer's are acknowledged unsent."""
-    if config.changes_from != "diff":
+def follows_source(config: ExportConfig, delta_key: str) -> bool:
+    """Whether a queued delta sends what the source says when it goes, whatever its action:
+    one the engine rebuilt from the source, and under ``diff`` a producer's too (the table
+    is the truth there; the delta only says when to look, so a change the backfill left
+    to the queue is never lost)."""
+    if is_rebuilt(delta_key):
         return True
-    return delta_key.startswith(DIFF_PREFIX) or is_rebuilt(delta_key)
+    return config.changes_from == "diff" and not delta_key.startswith(DIFF_PREFIX)
 
 
 def plans_backfill_members(config: ExportConfig) -> bool:
