@@ -3,6 +3,8 @@
 1. starts the emulator and the signed intake service on loopback;
 2. creates the embedded SQLite state store and seeds a demo loyalty program;
 3. runs audience-backfill, then queues enter/exit deltas and runs audience-incremental;
+   then changes audience rows in SQL only and runs audience-incremental with
+   ``changes_from: diff``, which finds the changes itself;
 4. posts signed loyalty webhooks to the intake and runs loyalty-events;
 4b. turns derived events on, changes tiers, segments, the ledger and referrals in SQL and
    runs loyalty-changes (a baseline, the changes, and a second run that sends nothing);
@@ -21,6 +23,7 @@ import os
 import shutil
 import sys
 import threading
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -96,6 +99,12 @@ def run_flow(name: str, **params: object) -> dict[str, int]:
     return counts
 
 
+def default_config() -> dict:
+    from attentive_sync.flows.registry import default_parameters
+
+    return dict(default_parameters("audience-incremental")["config"])
+
+
 def pick(store: Store, sql: str) -> list[int]:
     from sqlalchemy import text
 
@@ -128,7 +137,53 @@ def queue_deltas(intake: IntakeThread, store: Store) -> tuple[list[int], list[in
     ]
     response = intake.post("/deltas", {"deltas": deltas})
     console.print(f"intake accepted {len(deltas)} deltas: HTTP {response.status_code}")
+    # The producer keeps its own table in step, as a brand's system would.
+    change_members(store, leave=leaving, join=joining + bad)
     return leaving, joining
+
+
+def change_members(store: Store, *, leave: Sequence[int] = (), join: Sequence[int] = ()) -> None:
+    from sqlalchemy import text
+
+    with store.engine.begin() as conn:
+        for cid in leave:
+            conn.execute(
+                text("DELETE FROM audience_members WHERE audience_slug='vip' AND customer_id=:c"),
+                {"c": cid},
+            )
+        for cid in join:
+            conn.execute(
+                text(
+                    "INSERT INTO audience_members (audience_slug, customer_id, joined_at) "
+                    "VALUES ('vip', :c, CURRENT_TIMESTAMP)"
+                ),
+                {"c": cid},
+            )
+
+
+def change_rows_only(store: Store) -> tuple[list[int], list[int], list[int]]:
+    """Audience changes made in SQL alone, with nothing queued: two members leave, two
+    customers join, and one joins and leaves again before the next run."""
+    leaving = pick(
+        store,
+        "SELECT customer_id FROM audience_members WHERE audience_slug='vip' "
+        "AND customer_id IN (SELECT customer_id FROM customers WHERE email IS NOT NULL) "
+        "ORDER BY customer_id DESC LIMIT 2",
+    )
+    joining = pick(
+        store,
+        "SELECT customer_id FROM customers WHERE email IS NOT NULL AND customer_id "
+        "NOT IN (SELECT customer_id FROM audience_members WHERE audience_slug='vip') "
+        "ORDER BY customer_id DESC LIMIT 3",
+    )
+    joining, passing = joining[:2], joining[2:]
+    change_members(store, leave=leaving, join=joining + passing)
+    change_members(store, leave=passing)
+    console.print(
+        f"in SQL: {len(leaving)} vip rows deleted, {len(joining)} inserted, "
+        f"{len(passing)} inserted and deleted again; nothing queued"
+    )
+    return leaving, joining, passing
 
 
 def post_events(intake: IntakeThread, store: Store) -> None:
@@ -224,7 +279,11 @@ def show_derived(emulator: EmulatorServer) -> int:
 
 
 def show_members(
-    emulator: EmulatorServer, store: Store, leaving: list[int], joining: list[int]
+    emulator: EmulatorServer,
+    store: Store,
+    leaving: list[int],
+    joining: list[int],
+    passing: Sequence[int] = (),
 ) -> bool:
     from attentive_sync.sources.loyalty import load_customers
 
@@ -232,9 +291,10 @@ def show_members(
     for column in ("customer", "email", "phone", "change", "vip"):
         table.add_column(column)
     ok = True
-    for cid, change, expected in [(c, "exited vip", False) for c in leaving] + [
-        (c, "entered vip", True) for c in joining
-    ]:
+    changes = [(c, "exited vip", False) for c in leaving]
+    changes += [(c, "entered vip", True) for c in joining]
+    changes += [(c, "entered and left vip", None) for c in passing]
+    for cid, change, expected in changes:
         (row,) = load_customers(store.engine, [cid])
         user = emulator.state.find_user(email=row["email"].strip())
         value = (user or {}).get("attributes", {}).get("custom", {}).get("vip")
@@ -278,6 +338,11 @@ def main() -> int:
         step("audience-incremental (after 3 exits, 3 enters and an unsendable phone)")
         leaving, joining = queue_deltas(intake, store)
         run_flow("audience-incremental", wait_seconds=30)
+        step("audience-incremental with changes_from: diff (audience rows changed in SQL)")
+        left, joined, passing = change_rows_only(store)
+        config = {**default_config(), "changes_from": "diff"}
+        diffed = run_flow("audience-incremental", config=config, wait_seconds=30)
+        leaving, joining = leaving + left, joining + joined
         step("loyalty-events (signed webhooks through the intake)")
         post_events(intake, store)
         run_flow("loyalty-events", wait_seconds=30)
@@ -296,7 +361,8 @@ def main() -> int:
         step("expiry-notice")
         run_flow("expiry-notice", as_of=(datetime.now(timezone.utc) + timedelta(days=20)).date())
         step("Result")
-        ok = show_members(emulator, store, leaving, joining)
+        ok = show_members(emulator, store, leaving, joining, passing)
+        ok &= (diffed.get("diff_enters"), diffed.get("diff_exits")) == (len(joined), len(left))
         show_quarantine(store)
         ok &= second.get("claimed", 0) == 0
         ok &= received >= 6 and again.get("derived", 0) == 0

@@ -57,7 +57,10 @@ def audience_incremental(
     wait_seconds: float = 20.0,
     poll_interval_seconds: float = 1.0,
 ) -> dict[str, int]:
-    """Drain the queued enter/exit deltas: `true` on enter, `false` on exit, in order.
+    """Send audience enter/exit changes: `true` on enter, `false` on exit, in order.
+
+    The changes are the queued deltas, a diff of `audience_members` against what was last
+    sent, or both, as the configuration's `changes_from` says.
 
     Args:
         config: Which audiences to export and how customer fields map to Attentive's.

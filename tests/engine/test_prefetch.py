@@ -1,3 +1,6 @@
+import threading
+import time
+
 import pytest
 
 from attentive_sync.engine.prefetch import prefetched
@@ -32,3 +35,16 @@ def test_a_consumer_that_stops_early_stops_the_producer():
         if item == 3:
             break
     assert len(produced) < 10
+
+
+def test_a_consumer_that_stops_while_the_producer_waits_to_say_done_does_not_hang():
+    finished = threading.Event()
+
+    def consume():
+        for _ in prefetched(iter([1, 2]), depth=1):
+            time.sleep(0.3)  # meanwhile the producer buffers 2 and waits to mark the end
+            break
+        finished.set()
+
+    threading.Thread(target=consume, daemon=True).start()
+    assert finished.wait(5), "the consumer hung joining a producer stuck on a full buffer"

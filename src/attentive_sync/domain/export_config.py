@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from attentive_sync.domain.attributes import MAX_ATTRIBUTE_NAME, WELL_KNOWN
 
+ChangesFrom = Literal["queue", "diff", "both"]
 IdentifierName = Literal["phone", "email", "clientUserId", "shopifyId", "klaviyoId"]
 SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 MAX_BATCH = 256
@@ -54,6 +55,14 @@ class ExportConfig(BaseModel):
     custom_attributes: list[str] = Field(
         default_factory=list,
         description="Customer fields sent as custom attributes named after the field.",
+    )
+    changes_from: ChangesFrom = Field(
+        "queue",
+        description=(
+            "Where audience enters/exits come from: queue (deltas a producer enqueues), diff "
+            "(audience_members compared with what was last sent, every incremental run) or "
+            "both (the queue, with the diff repairing what it missed)."
+        ),
     )
     existing_users: bool = Field(True, description="Run the one-time backfill of current members.")
     batch_size: int = Field(MAX_BATCH, ge=1, le=MAX_BATCH, description="Users per bulk request.")

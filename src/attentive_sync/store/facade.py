@@ -25,6 +25,7 @@ from attentive_sync.store.records import (
     QueuedEvent,
     QueuedWrite,
 )
+from attentive_sync.store.sent_members import SentMembers
 from attentive_sync.store.tables import attribute_writes, audience_deltas, loyalty_events
 
 DELTAS: QueueSpec[NewDelta, QueuedDelta] = QueueSpec(
@@ -70,6 +71,7 @@ class Store:
         self.checkpoints = Checkpoints(engine)
         self.notices = Notices(engine)
         self.holds = CustomerHolds(engine)
+        self.sent_members = SentMembers(engine)
 
     @classmethod
     def from_url(cls, url: str | URL | None = None, **engine_kwargs: Any) -> Store:

@@ -201,6 +201,27 @@ accepted_attributes = Table(
     Column("accepted_at", UtcDateTime, nullable=False),
 )
 
+# Per exported audience, the customers the engine last handed to the delivery path as
+# members: the baseline the membership diff compares ``audience_members`` against.
+audience_sent_members = Table(
+    "audience_sent_members",
+    metadata,
+    Column("audience", String(200), primary_key=True),
+    Column("customer_id", BigInteger, primary_key=True),
+)
+
+# One row per audience the diff has taken over; the run that diffs an audience locks it.
+audience_diffs = Table(
+    "audience_diffs",
+    metadata,
+    Column("audience", String(200), primary_key=True),
+    Column("generation", BigInteger, nullable=False, server_default="0"),
+    Column("seeded_at", UtcDateTime, nullable=False),
+    Column("diffed_at", UtcDateTime),
+    Column("enters", BigInteger, nullable=False, server_default="0"),
+    Column("exits", BigInteger, nullable=False, server_default="0"),
+)
+
 backfill_checkpoints = Table(
     "backfill_checkpoints",
     metadata,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from attentive_sync.domain.errors import RecordRejected
 from attentive_sync.domain.export_config import ExportConfig
+from attentive_sync.engine.audience.diff import plans_backfill_members
 from attentive_sync.engine.delivery.kinds import BackfillMember
 from attentive_sync.engine.delivery.submit import Batch, make_batches
 from attentive_sync.engine.mapping import Mapper, customer_row
@@ -70,6 +71,9 @@ class BackfillPlanner:
 
     def _page(self, audience: str, ids: Sequence[int]) -> BackfillPage:
         page = BackfillPage(audience, last_customer_id=ids[-1], members_read=len(ids))
+        if plans_backfill_members(self.config):
+            # Before anything is sent: the membership diff must know whom a job may carry.
+            self.runtime.store.sent_members.add(audience, ids)
         refs = {cid: MEMBER.ref(self.run_key, audience, cid) for cid in ids}
         carried = self.runtime.store.jobs.carried(MEMBER.source_kind, list(refs.values()))
         parked = self.runtime.store.quarantine.open_refs(MEMBER.source_kind, list(refs.values()))

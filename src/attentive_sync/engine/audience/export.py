@@ -8,7 +8,7 @@ from collections.abc import Callable
 from sqlalchemy import func, select
 
 from attentive_sync.domain.export_config import ExportConfig
-from attentive_sync.engine.audience import backfill, incremental
+from attentive_sync.engine.audience import backfill, diff, incremental
 from attentive_sync.engine.checks import check_against_source
 from attentive_sync.engine.delivery.collaborators import (
     Progress,
@@ -97,6 +97,8 @@ def run_incremental(
         "held_back",
     )
     stop_at = clock() + config.flush_interval_seconds
+    if config.changes_from != "queue":
+        diff.add_to(report, diff.queue_membership_changes(runtime, config))
     with leases_released_on_failure(runtime, owner):
         add_wait(report, wait(unsettled(runtime)))
         while True:

@@ -1,5 +1,9 @@
 """The incremental export: queued enter/exit deltas, coalesced, packed, in order.
 
+The queue holds what producers enqueue and, under ``changes_from: diff | both``, what the
+membership diff (``diff.py``) queued at the start of the run; under ``diff`` a producer's
+delta, like a rebuilt one, sends what the source says when it goes.
+
 Within one lease the latest delta per (customer, audience) wins; the ones it overtook are
 done without being sent. A delta the engine rebuilt from the source (a backfill member sent
 again) sends what the source says at the time, so it never undoes a change made meanwhile.
@@ -13,8 +17,8 @@ from dataclasses import dataclass, field
 
 from attentive_sync.domain.errors import RecordRejected
 from attentive_sync.domain.export_config import ExportConfig
+from attentive_sync.engine.audience.diff import follows_source
 from attentive_sync.engine.delivery.batching import Batcher
-from attentive_sync.engine.delivery.kinds import is_rebuilt
 from attentive_sync.engine.delivery.submit import Batch, make_batch
 from attentive_sync.engine.mapping import Mapper, customer_row
 from attentive_sync.engine.runtime import Runtime
@@ -69,13 +73,14 @@ def plan_incremental(
     customers = {
         c["customer_id"]: c for c in load_customers(runtime.source, {r.customer_id for r in kept})
     }
-    current = _members_now(runtime, [r for r in kept if is_rebuilt(r.delta_key)])
+    follows = {r.seq for r in kept if follows_source(config, r.delta_key)}
+    current = _members_now(runtime, [r for r in kept if r.seq in follows])
     mapper, batcher = Mapper(config), Batcher[tuple](config.batch_size)
     closed: list[list[tuple]] = []
     for row in kept:
         member = (
             (row.audience, row.customer_id) in current
-            if is_rebuilt(row.delta_key)
+            if row.seq in follows
             else row.action == "enter"
         )
         membership = {row.audience: member}
