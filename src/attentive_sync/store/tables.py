@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Double,
     Index,
     Integer,
     MetaData,
@@ -221,4 +222,13 @@ notices_sent = Table(
     Column("sent_at", UtcDateTime, nullable=False),
     Column("event_id", String(200)),
     UniqueConstraint("kind", "customer_id", "period_key"),
+)
+
+# One row per (API key fingerprint, endpoint group) when the store is PostgreSQL: the next
+# free send slot of a rate-limit bucket every worker of the key draws from (store/ratelimit.py).
+rate_limit_buckets = Table(
+    "rate_limit_buckets",
+    metadata,
+    Column("bucket", String(64), primary_key=True),
+    Column("next_slot", Double, nullable=False),
 )
