@@ -22,81 +22,84 @@ from attentive_sync.store import init_db, make_engine
 from attentive_sync.store.ratelimit import PostgresBucket, postgres_buckets
 
 SPACING = 0.05  # 20 slots a second: far slower than the test's loop, so slots queue up
-TOLERANCE = 0.01  # round trips measured on the local clock, slots on the database's
 
 
 @pytest.fixture
 def engine(pg_url: str) -> Iterator[Engine]:
     init_db(pg_url)
     made = make_engine(pg_url)
-    PostgresBucket(made, "warm-up", 1, sleep=no_sleep).acquire()  # connect before timing
     yield made
     made.dispose()
 
 
 def no_sleep(seconds: float) -> None:
-    """Slots are checked by what ``acquire`` says to wait, not by waiting."""
+    """The workers that must not wait for real (their 429 retries go at once)."""
 
 
-class Slots:
-    """When each acquired slot falls, in seconds after the first: time asked plus wait."""
-
-    def __init__(self) -> None:
-        self.first: float | None = None
-
-    def take(self, bucket: PostgresBucket) -> float:
-        asked = time.monotonic()
-        slot = asked + bucket.acquire()
-        if self.first is None:
-            self.first = slot
-        return slot - self.first
+EXACT = 1e-6  # slots are computed in the database: spacing is exact, not timed
 
 
 def test_two_workers_drawing_from_one_row_get_evenly_spaced_slots(engine: Engine) -> None:
-    a = PostgresBucket(engine, "owner/bulk", 1 / SPACING, sleep=no_sleep)
-    b = PostgresBucket(engine, "owner/bulk", 1 / SPACING, sleep=no_sleep)
-    start = time.monotonic()
-    slots = []
-    for i in range(30):
-        asked = time.monotonic()
-        waited = (a if i % 3 else b).acquire()
-        slots.append(asked - start + waited)
-    for i, slot in enumerate(slots):
-        assert slot - slots[0] == pytest.approx(i * SPACING, abs=TOLERANCE)
+    a = PostgresBucket(engine, "owner/bulk", 1 / SPACING)
+    b = PostgresBucket(engine, "owner/bulk", 1 / SPACING)
+    slots = [(a if i % 3 else b).take()[0] for i in range(30)]
+    gaps = [later - earlier for earlier, later in zip(slots, slots[1:], strict=False)]
+    assert min(gaps) >= SPACING - EXACT  # never closer, whoever takes the slot
     # Another group of the same key, or another key, has its own row.
-    assert PostgresBucket(engine, "owner/jobs", 1 / SPACING, sleep=no_sleep).acquire() == 0.0
+    other, now = PostgresBucket(engine, "owner/jobs", 1 / SPACING).take()
+    assert other <= now
 
 
 def test_an_idle_bucket_builds_no_burst(engine: Engine) -> None:
-    bucket = PostgresBucket(engine, "owner/bulk", 1 / SPACING, sleep=no_sleep)
-    bucket.acquire()
+    bucket = PostgresBucket(engine, "owner/bulk", 1 / SPACING)
+    bucket.take()
     time.sleep(3 * SPACING)
-    slots = Slots()
-    assert bucket.acquire() < TOLERANCE
-    slots.take(bucket)
-    assert slots.take(bucket) == pytest.approx(SPACING, abs=TOLERANCE)
+    first, now = bucket.take()
+    assert now - 0.001 <= first <= now  # a slot never lies in the past: no stored burst
+    assert bucket.take()[0] - first >= SPACING - EXACT
 
 
 def test_a_spent_window_holds_every_worker_back_one_spacing(engine: Engine) -> None:
-    a = PostgresBucket(engine, "owner/bulk", 1 / SPACING, sleep=no_sleep)
-    b = PostgresBucket(engine, "owner/bulk", 1 / SPACING, sleep=no_sleep)
-    slots = Slots()
-    slots.take(a)
+    a = PostgresBucket(engine, "owner/bulk", 1.0)  # one a second: the test takes them sooner
+    b = PostgresBucket(engine, "owner/bulk", 1.0)
+    first, _ = a.take()
     a.observe(limit=None, remaining=0, throttled=False)
-    assert slots.take(b) == pytest.approx(2 * SPACING, abs=TOLERANCE)
+    assert b.take()[0] - first == pytest.approx(2.0, abs=EXACT)
     b.observe(limit=None, remaining=None, throttled=True)  # a 429 says the same
-    assert slots.take(a) == pytest.approx(4 * SPACING, abs=TOLERANCE)
+    assert a.take()[0] - first == pytest.approx(4.0, abs=EXACT)
 
 
 def test_a_lower_limit_in_the_headers_slows_the_pace(engine: Engine) -> None:
-    bucket = PostgresBucket(engine, "owner/bulk", 100, headroom=0.5, sleep=no_sleep)
+    bucket = PostgresBucket(engine, "owner/bulk", 100, headroom=0.5)
     bucket.observe(limit=500, remaining=7, throttled=False)
     assert bucket.rate == 100  # a higher limit never raises the configured pace
-    bucket.observe(limit=10, remaining=7, throttled=False)
-    assert bucket.rate == 5
-    slots = Slots()
-    slots.take(bucket)
-    assert slots.take(bucket) == pytest.approx(0.2, abs=TOLERANCE)
+    bucket.observe(limit=2, remaining=1, throttled=False)
+    assert bucket.rate == 1
+    first, _ = bucket.take()
+    assert bucket.take()[0] - first == pytest.approx(1.0, abs=EXACT)
+
+
+class FakeClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+
+
+def test_a_late_answer_shortens_the_wait_instead_of_delaying_the_send(engine: Engine) -> None:
+    clock = FakeClock(100.0)
+    bucket = PostgresBucket(engine, "owner/bulk", 10, clock=clock, sleep=clock.sleep)
+    answers = iter([(50.5, 50.0), (50.6, 50.1)])  # (slot, database clock) as ``take`` says
+    bucket.take = lambda: next(answers)  # type: ignore[method-assign]
+    bucket.acquire()  # answered at once: the database is 50 s behind this clock
+    clock.now = 100.3  # the next answer took 0.2 s to arrive
+    bucket.acquire()
+    assert clock.slept == [pytest.approx(0.5), pytest.approx(0.3)]  # both sent on their slot
 
 
 def test_without_its_table_the_bucket_paces_the_process_alone_and_says_so(

@@ -9,8 +9,12 @@ the next free send slot (the generic cell rate algorithm): taking a slot is one 
 run in autocommit, so the row lock lasts only that statement, and answered with how long
 the caller waits for its slot. Time is the database's clock, the one clock every worker
 shares, so slots are spaced ``1/rate`` apart across all workers and hosts, and an idle
-bucket builds no burst. A spent window reported by Attentive (``x-ratelimit-remaining: 0``
-or a 429) pushes the next slot back by one spacing, for every worker at once.
+bucket builds no burst. Each process maps the database's clock onto its own from the
+answers it gets (the smallest gap seen between the database's reading and the answer's
+arrival), so an answer that comes back late shortens the wait instead of delaying the send:
+what spaces the sends is the slot, not the round trip. A spent window reported by Attentive
+(``x-ratelimit-remaining: 0`` or a 429) pushes the next slot back by one spacing, for every
+worker at once.
 
 If the database cannot be reached for a slot, the bucket falls back to an in-process one
 (and says so in the log) rather than fail the send: the worst outcome is then a few 429s,
@@ -22,6 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 from sqlalchemy import Engine, text
@@ -39,7 +44,7 @@ _TAKE = text(
     VALUES (:bucket, {_NOW} + :interval)
     ON CONFLICT (bucket) DO UPDATE
         SET next_slot = greatest(b.next_slot + :interval, excluded.next_slot)
-    RETURNING b.next_slot - :interval - {_NOW}
+    RETURNING b.next_slot - :interval, {_NOW}
     """
 )
 _PUSH = text(
@@ -51,6 +56,8 @@ _PUSH = text(
 )
 # A fallback is logged at most this often, not once per request.
 _WARN_EVERY = 60.0
+# Clock readings kept to estimate the offset between the database's clock and this one.
+_OFFSET_SAMPLES = 128
 
 
 class PostgresBucket:
@@ -64,6 +71,7 @@ class PostgresBucket:
         *,
         headroom: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
@@ -75,6 +83,8 @@ class PostgresBucket:
         self._fallback = TokenBucket(rate, headroom=headroom)
         self._lock = threading.Lock()
         self._warned_at: float | None = None
+        self._clock = clock
+        self._offsets: deque[float] = deque(maxlen=_OFFSET_SAMPLES)
 
     def _warn(self, action: str, exc: SQLAlchemyError) -> None:
         with self._lock:
@@ -89,22 +99,30 @@ class PostgresBucket:
             type(exc).__name__,
         )
 
+    def take(self) -> tuple[float, float]:
+        """Take the next slot: ``(slot, now)``, both on the database's clock (epoch seconds)."""
+        with self._engine.connect() as conn:
+            row = conn.execute(_TAKE, {"bucket": self.bucket, "interval": 1.0 / self.rate}).one()
+        return float(row[0]), float(row[1])
+
     def acquire(self) -> float:
         """Block until this request's slot; return the seconds waited."""
         try:
-            with self._engine.connect() as conn:
-                wait = float(
-                    conn.execute(
-                        _TAKE, {"bucket": self.bucket, "interval": 1.0 / self.rate}
-                    ).scalar_one()
-                )
+            slot, db_now = self.take()
         except SQLAlchemyError as exc:
             self._warn("take a slot", exc)
             return self._fallback.acquire()
+        wait = self._local(slot, db_now) - self._clock()
         if wait <= 0:
             return 0.0
         self._sleep(wait)
         return wait
+
+    def _local(self, slot: float, db_now: float) -> float:
+        """The slot on this process's clock; ``db_now`` was read just before the answer left."""
+        with self._lock:
+            self._offsets.append(self._clock() - db_now)
+            return slot + min(self._offsets)
 
     def observe(self, limit: int | None, remaining: int | None, throttled: bool) -> None:
         """Adopt a lower limit Attentive reports; push the next slot back when it is spent."""
