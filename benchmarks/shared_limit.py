@@ -39,6 +39,7 @@ from typing import Any
 
 import httpx
 import orjson
+import psutil
 from pydantic import SecretStr
 
 from attentive_sync.attentive import AttentiveClient, AttentiveError, RateBucket
@@ -80,6 +81,29 @@ class Timed:
 
     def observe(self, limit: int | None, remaining: int | None, throttled: bool) -> None:
         self.inner.observe(limit, remaining, throttled)
+
+
+class SendLog(httpx.HTTPTransport):
+    """Notes when each request leaves the worker (wall clock: the workers' logs are merged)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[float] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append(time.time())  # list.append is atomic: no lock needed
+        return super().handle_request(request)
+
+
+def busiest_second(stamps: list[float]) -> int:
+    """The most stamps within any one second, wherever it starts."""
+    stamps = sorted(stamps)
+    best, first = 0, 0
+    for last, stamp in enumerate(stamps):
+        while stamps[first] <= stamp - 1.0:
+            first += 1
+        best = max(best, last - first + 1)
+    return best
 
 
 class PrefectBucket:
@@ -155,7 +179,8 @@ def worker(args: argparse.Namespace) -> None:
         buckets = dict(process_buckets(settings))
     timed = Timed(buckets[BULK])
     buckets[BULK] = timed
-    client = AttentiveClient(settings, buckets=buckets)
+    sends = SendLog()
+    client = AttentiveClient(settings, buckets=buckets, transport=sends)
     per_worker = int(LIMIT * args.seconds / WORKERS * 1.2) + 50
     first = args.worker * 10_000_000
     bodies = [
@@ -203,6 +228,7 @@ def worker(args: argparse.Namespace) -> None:
         "acquire_ms": timed.total / max(timed.slots, 1) * 1e3,
         "cpu": time.process_time() - cpu,
         "bodies_left": len(bodies),
+        "sent_at": sends.sent,
     }
     client.close()
     print(RESULT_MARK + json.dumps(result), flush=True)
@@ -238,6 +264,8 @@ def measure(limiter: str, args: argparse.Namespace, pg_url: str) -> None:
     with fresh_store("postgres", BENCH_DIR, pg_url) as db:
         init_db(db)
         with Emulator(0.2, BENCH_DIR / f"shared-limit-{limiter}-emulator.log") as emulator:
+            if args.emulator_nice:
+                psutil.Process(emulator.pid).nice(args.emulator_nice)
             load_before = load_average()
             cpu_before = emulator.cpu_seconds()
             if limiter == "prefect":
@@ -268,6 +296,10 @@ def measure(limiter: str, args: argparse.Namespace, pg_url: str) -> None:
             ("users/s", f"{rate * USERS_PER_REQUEST:,.0f}"),
             ("busiest second (arrivals, 429s included)", bulk["busiest_second"]),
             ("busiest sliding second (arrivals)", bulk["busiest_sliding_second"]),
+            (
+                "busiest sliding second of sends, both workers",
+                busiest_second([t for r in results for t in r["sent_at"]]),
+            ),
             ("seconds above 100", sum(1 for n in per_second.values() if n > LIMIT)),
             ("quietest whole second", min(full) if full else "-"),
             (
@@ -298,6 +330,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--headroom", type=float, default=AttentiveSettings().rate_limit_headroom)
+    parser.add_argument(
+        "--emulator-nice",
+        type=int,
+        default=0,
+        help="niceness of the emulator process (negative: ahead of other work on the machine, "
+        "so its own stalls do not bunch the arrivals it counts)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
