@@ -229,6 +229,7 @@ def worker(args: argparse.Namespace) -> None:
         "cpu": time.process_time() - cpu,
         "bodies_left": len(bodies),
         "sent_at": sends.sent,
+        "late_slots": getattr(timed.inner, "late_slots", 0),
     }
     client.close()
     print(RESULT_MARK + json.dumps(result), flush=True)
@@ -314,6 +315,10 @@ def measure(limiter: str, args: argparse.Namespace, pg_url: str) -> None:
             (
                 "  of which beyond the wait asked for",
                 " / ".join(f"{r['overhead_ms']:.1f}" for r in results),
+            ),
+            (
+                "slots given up for a late wake-up (1 / 2)",
+                " / ".join(str(r["late_slots"]) for r in results),
             ),
             ("worker CPU, s (1 / 2)", " / ".join(f"{r['cpu']:.1f}" for r in results)),
             ("emulator CPU, s", f"{emulator_cpu:.1f}"),

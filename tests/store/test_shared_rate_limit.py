@@ -211,3 +211,25 @@ def test_two_workers_pacing_alone_would_take_the_budget_twice(engine: Engine) ->
         ]
         figures = _run_workers(server, clients)
     assert figures["busiest_sliding_second"] > LIMIT
+
+
+def test_a_caller_too_late_for_its_slot_takes_a_later_one(engine: Engine) -> None:
+    clock = FakeClock(100.0)
+
+    def late_sleep(seconds: float) -> None:
+        clock.slept.append(seconds)
+        clock.now += seconds + 0.05  # woke 50 ms late: more than 2 % headroom allows
+
+    bucket = PostgresBucket(engine, "owner/bulk", 10, headroom=0.02, clock=clock, sleep=late_sleep)
+    answers = iter([(50.5, 50.0), (51.0, 50.55), (51.1, 50.65), (51.2, 50.75), (51.3, 50.85)])
+    bucket.take = lambda: next(answers)  # type: ignore[method-assign]
+    bucket.acquire()
+    # Every wake-up was late: the caller gave up three slots and went on the fourth anyway.
+    assert bucket.late_slots == 4
+    assert len(clock.slept) == 4
+    on_time = PostgresBucket(
+        engine, "owner/bulk", 10, headroom=0.02, clock=clock, sleep=clock.sleep
+    )
+    on_time.take = lambda: (52.0, 51.0)  # type: ignore[method-assign]
+    on_time.acquire()
+    assert on_time.late_slots == 0
