@@ -27,6 +27,7 @@ PostgreSQL comes from ``ATTENTIVE_SYNC_BENCH_PG_URL`` (else the test URL
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -127,8 +128,11 @@ def create_prefect_limit(name: str, limit: int, rate: float) -> None:
     """``limit`` slots that decay at ``rate`` a second (one slot: requests ``1/rate`` apart)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectNotFound
 
     with get_client(sync_client=True) as client:
+        with contextlib.suppress(ObjectNotFound):  # left by an earlier run on this server home
+            client.delete_global_concurrency_limit_by_name(name)
         client.create_global_concurrency_limit(
             GlobalConcurrencyLimitCreate(
                 name=name, limit=limit, slot_decay_per_second=rate, active=True
