@@ -233,3 +233,15 @@ def test_a_caller_too_late_for_its_slot_takes_a_later_one(engine: Engine) -> Non
     on_time.take = lambda: (52.0, 51.0)  # type: ignore[method-assign]
     on_time.acquire()
     assert on_time.late_slots == 0
+
+
+def test_old_clock_readings_are_forgotten(engine: Engine) -> None:
+    """The clocks may drift apart over hours: a reading from long ago no longer counts."""
+    clock = FakeClock(100.0)
+    bucket = PostgresBucket(engine, "owner/bulk", 10, clock=clock, sleep=clock.sleep)
+    answers = iter([(50.0, 50.0), (3650.2, 3649.8)])
+    bucket.take = lambda: next(answers)  # type: ignore[method-assign]
+    bucket.acquire()  # offset 50.0 s, an hour ago
+    clock.now = 3700.0  # an hour on, the database's clock is 0.2 s further behind this one
+    bucket.acquire()
+    assert clock.slept == [pytest.approx(0.4)]  # the slot mapped with today's offset only

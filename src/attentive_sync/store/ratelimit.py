@@ -61,6 +61,8 @@ _LATE_RETAKES = 3
 _MIN_LATE = 0.002
 # Clock readings kept to estimate the offset between the database's clock and this one.
 _OFFSET_SAMPLES = 128
+# ... and for no longer than this: the two clocks may drift apart over hours.
+_OFFSET_MAX_AGE = 60.0
 
 
 class PostgresBucket:
@@ -87,7 +89,7 @@ class PostgresBucket:
         self._lock = threading.Lock()
         self._warned_at: float | None = None
         self._clock = clock
-        self._offsets: deque[float] = deque(maxlen=_OFFSET_SAMPLES)
+        self._offsets: deque[tuple[float, float]] = deque(maxlen=_OFFSET_SAMPLES)
         # Sends at most ``d`` late after slots spaced at ``limit x (1 - headroom)`` keep every
         # one-second window within the limit while ``d <= headroom / (1 - headroom)`` (20 ms
         # at 2 %): half of that is for the wake-up, half for the way to the server.
@@ -139,8 +141,12 @@ class PostgresBucket:
     def _local(self, slot: float, db_now: float) -> float:
         """The slot on this process's clock; ``db_now`` was read just before the answer left."""
         with self._lock:
-            self._offsets.append(self._clock() - db_now)
-            return slot + min(self._offsets)
+            now = self._clock()
+            offsets = self._offsets
+            while offsets and offsets[0][0] < now - _OFFSET_MAX_AGE:
+                offsets.popleft()
+            offsets.append((now, now - db_now))
+            return slot + min(offset for _, offset in offsets)
 
     def observe(self, limit: int | None, remaining: int | None, throttled: bool) -> None:
         """Adopt a lower limit Attentive reports; push the next slot back when it is spent."""
