@@ -91,9 +91,9 @@ class PostgresBucket:
         self._clock = clock
         self._offsets: deque[tuple[float, float]] = deque(maxlen=_OFFSET_SAMPLES)
         # Sends at most ``d`` late after slots spaced at ``limit x (1 - headroom)`` keep every
-        # one-second window within the limit while ``d <= headroom / (1 - headroom)`` (20 ms
-        # at 2 %): half of that is for the wake-up, half for the way to the server.
-        self._max_late = max(_MIN_LATE, 0.5 * headroom / (1.0 - headroom))
+        # one-second window within the limit while ``d <= headroom / (1 - headroom)``: 20 ms
+        # at 2 %. A caller later than that takes a later slot.
+        self._max_late = max(_MIN_LATE, headroom / (1.0 - headroom))
         self.late_slots = 0
 
     def _warn(self, action: str, exc: SQLAlchemyError) -> None:
