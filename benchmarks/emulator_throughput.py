@@ -12,10 +12,12 @@ status until COMPLETED, then the results file. The figure then is complete batch
 second.
 
 The job work (applying users, writing the results file) is counted: the clock stops only
-once ``GET /_emulator/stats`` (which finishes every due job) has answered.
+once ``GET /_emulator/stats`` (which finishes every due job) has answered. ``--py-spy``
+samples the emulator with py-spy (install it first; it is not a dependency) and prints
+the functions its time went to.
 
     .venv/bin/python -m benchmarks.emulator_throughput [--seconds 10] [--connections 8]
-        [--cycle] [--profile]
+        [--cycle] [--py-spy]
 """
 
 from __future__ import annotations
