@@ -125,6 +125,11 @@ class Emulator:
     def stats(self) -> dict[str, Any]:
         return httpx.get(f"{self.base_url}/_emulator/stats", timeout=120).json()
 
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
     def peak_rss_mb(self) -> float:
         assert self._proc is not None
         return peak_rss_mb(self._proc.pid)

@@ -52,10 +52,13 @@ class AttentiveSettings(BaseSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     rate_limit_headroom: float = Field(
-        0.05,
+        0.02,
         ge=0,
         lt=0.5,
-        description="share of each limit left unused: jitter bunches requests at the server",
+        description=(
+            "share of each limit left unused: requests are paced evenly, and the headroom "
+            "absorbs the jitter that bunches them on the way to the server"
+        ),
     )
 
 

@@ -81,3 +81,25 @@ def test_a_client_within_the_limit_is_never_refused(gaps: list[float]) -> None:
     for gap in gaps:
         clock.advance(gap)
         assert limiter.acquire(("key", "endpoint"), 1).allowed
+
+
+def test_rates_count_arrivals_per_key_and_second_throttled_included(make_emulator: Any) -> None:
+    keys = {"secret-key-aaaa": frozenset(), "secret-key-bbbb": frozenset()}
+    emu = make_emulator(keys=keys, default_rate_limit=3)
+    a, b = {"Authorization": "Bearer secret-key-aaaa"}, {"Authorization": "Bearer secret-key-bbbb"}
+    statuses = []
+    for _ in range(4):  # the fourth within one second is a 429, and still arrived
+        statuses.append(emu.get("/v1/me", headers=a).status_code)
+        emu.clock.advance(0.1)
+    emu.clock.advance(0.7)  # 1.1 s after start: a new second, and a window with room
+    statuses.append(emu.get("/v1/me", headers=a).status_code)
+    emu.get("/v1/me", headers=b)
+    assert statuses == [200, 200, 200, 429, 200]
+    report = emu.get("/_emulator/rates").json()["keys"]
+    assert set(report) == {"...aaaa", "...bbbb"}  # key suffixes only, never a whole key
+    me = report["...aaaa"]["me_v1"]
+    assert me["per_second"] == {"0": 4, "1": 1}
+    assert me["throttled_per_second"] == {"0": 1}
+    assert (me["arrivals"], me["throttled"], me["busiest_second"]) == (5, 1, 4)
+    assert me["busiest_sliding_second"] == 4
+    assert report["...bbbb"]["me_v1"]["arrivals"] == 1

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft4Validator
 
+from attentive_sync.emulator import rules
 from attentive_sync.emulator.contract import SchemaCheck, close_objects, registry
 from attentive_sync.emulator.rules import E164
 from attentive_sync.emulator.validation import (
@@ -217,3 +218,70 @@ def test_schema_messages_never_quote_values(marker: str) -> None:
     ):
         problem = check.problem(item)
         assert problem is not None and marker not in problem
+
+
+# Values on both sides of every rule's edge, plus anything from a small alphabet; good
+# values are drawn often, so one bad value usually sits in an otherwise good user.
+EDGES = ["", " ", "\t", "x" * 100, "x" * 101, "ada@example", "a b@c.d", "+1555"]
+EDGES += ["+15550000001\n", "ada@example.com\n", "+15550000001", "ada@example.com", "c1"]
+GOOD = {"phone": "+15550000001", "email": "ada@example.com", "clientUserId": "c1"}
+GOOD |= {"shopifyId": "s1", "klaviyoId": "k1", "c": "v"}
+
+
+def _id_value(kind: str) -> st.SearchStrategy[str]:
+    edge = st.sampled_from(EDGES) | st.text(alphabet="a+1@. \n\t", max_size=8)
+    return st.one_of(st.just(GOOD[kind]), st.just(GOOD[kind]), edge)
+
+
+KINDS = ["phone", "email", "clientUserId", "shopifyId", "klaviyoId"]
+IDENTIFIERS = st.fixed_dictionaries({}, optional={kind: _id_value(kind) for kind in KINDS}) | (
+    st.fixed_dictionaries(
+        {
+            "customIdentifiers": st.lists(
+                st.dictionaries(st.sampled_from(["key", "value"]), _id_value("c"))
+            )
+        }
+    )
+)
+CUSTOM_VALUES = (
+    st.none() | st.booleans() | st.integers() | st.text(max_size=3) | st.lists(st.none())
+)
+ATTRIBUTES = st.fixed_dictionaries(
+    {},
+    optional={
+        "firstName": st.text(max_size=3),
+        "demographic": st.fixed_dictionaries(
+            {}, optional={"dateOfBirth": st.sampled_from(["1990-02-28", "1990-02-30", ""])}
+        ),
+        "custom": st.dictionaries(
+            st.sampled_from(["tier", "", " ", "\t", "n" * 200, "n" * 201]) | st.text(max_size=3),
+            CUSTOM_VALUES,
+            max_size=3,
+        ),
+    },
+)
+
+
+@settings(max_examples=500)
+@given(IDENTIFIERS, ATTRIBUTES)
+@example({"clientUserId": "x" * 101}, {})
+@example({"email": "a b@c.d"}, {})
+@example({"phone": "+1555"}, {})
+@example({"email": "ada@example.com"}, {"custom": {"tags": ["a"]}})
+@example({"email": "ada@example.com"}, {"custom": {"n" * 201: 1}})
+@example({"email": "ada@example.com"}, {"demographic": {"dateOfBirth": "1990-02-30"}})
+def test_the_quick_accept_never_passes_what_the_rules_refuse(
+    identifiers: dict[str, Any], attributes: dict[str, Any]
+) -> None:
+    """The bulk path's shortcut may only say yes where every documented rule says yes."""
+    if rules.v2_user_plainly_valid(identifiers, attributes):
+        rules.check_v2_identifiers(identifiers)
+        rules.check_attributes(attributes)
+
+
+def test_the_quick_accept_takes_the_common_user() -> None:
+    ids = {"phone": "+15550000001", "email": "ada@example.com", "clientUserId": "c1"}
+    attributes = {"firstName": "Ada", "custom": {"tier": "Gold", "VIP audience": True}}
+    assert rules.v2_user_plainly_valid(ids, attributes)
+    assert not rules.v2_user_plainly_valid({**ids, "email": "ada at example"}, attributes)
+    assert not rules.v2_user_plainly_valid(ids, {"custom": {" ": 1}})

@@ -15,7 +15,12 @@ from attentive_sync.attentive._exceptions import (
     TransportError,
 )
 from attentive_sync.attentive._models import AccountInfo, BulkJob, RecordResult
-from attentive_sync.attentive._ratelimit import TokenBucket
+from attentive_sync.attentive._ratelimit import (
+    RateBucket,
+    TokenBucket,
+    bucket_owner,
+    group_rates,
+)
 from attentive_sync.attentive._retry import BackoffPolicy, parse_retry_after, retry_delay
 
 __all__ = [
@@ -28,6 +33,7 @@ __all__ = [
     "BulkJob",
     "NotFound",
     "PermissionDenied",
+    "RateBucket",
     "RateLimited",
     "RecordResult",
     "RequestRejected",
@@ -37,6 +43,8 @@ __all__ = [
     "StopRun",
     "TokenBucket",
     "TransportError",
+    "bucket_owner",
+    "group_rates",
     "parse_retry_after",
     "retry_delay",
 ]

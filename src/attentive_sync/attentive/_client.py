@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import random
@@ -20,7 +19,16 @@ from attentive_sync.attentive._exceptions import (
     error_for_response,
 )
 from attentive_sync.attentive._models import AccountInfo, BulkJob, RecordResult
-from attentive_sync.attentive._ratelimit import TokenBucket, shared_bucket
+from attentive_sync.attentive._ratelimit import (
+    BULK,
+    EVENTS,
+    JOBS,
+    ME,
+    RESULTS,
+    RateBucket,
+    process_buckets,
+    ratelimit_headers,
+)
 from attentive_sync.attentive._results import parse_result_line
 from attentive_sync.attentive._retry import BackoffPolicy, parse_retry_after, retry_delay
 from attentive_sync.settings import AttentiveSettings
@@ -29,16 +37,14 @@ log = logging.getLogger("attentive_sync.attentive")
 T = TypeVar("T")
 
 MAX_BULK_USERS = 256
-# Endpoint group -> which rate limit applies (Attentive limits per key and endpoint).
-BULK, JOBS, RESULTS = "bulk", "jobs", "results"
-EVENTS, ME = "events", "me"
 
 
 class AttentiveClient:
     """Synchronous client, safe to share between threads.
 
     ``transport``, ``sleep``, ``clock`` and ``rand`` are seams for tests: nothing waits for
-    real in a unit test.
+    real in a unit test. ``buckets`` (endpoint group -> :class:`RateBucket`) replaces the
+    process-wide buckets, e.g. with ones several processes share.
     """
 
     def __init__(
@@ -48,7 +54,7 @@ class AttentiveClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
-        buckets: Mapping[str, TokenBucket] | None = None,
+        buckets: Mapping[str, RateBucket] | None = None,
     ) -> None:
         self.settings = settings or AttentiveSettings()
         if self.settings.api_key is None:
@@ -59,7 +65,7 @@ class AttentiveClient:
         )
         self._sleep = sleep
         self._rand = rand
-        self._buckets = dict(buckets or self._shared_buckets(key))
+        self._buckets: dict[str, RateBucket] = dict(buckets or process_buckets(self.settings))
         self._http = httpx.Client(
             base_url=self.settings.base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {key}", "Accept": "application/json"},
@@ -78,24 +84,6 @@ class AttentiveClient:
         )
         self.requests_sent = 0
         self.retries = 0
-
-    def _shared_buckets(self, key: str) -> dict[str, TokenBucket]:
-        owner = hashlib.sha256(f"{self.settings.base_url}|{key}".encode()).hexdigest()[:16]
-        pace = 1.0 - self.settings.rate_limit_headroom
-        bulk, default = (
-            self.settings.bulk_rate_limit * pace,
-            self.settings.default_rate_limit * pace,
-        )
-        # Results files are their own endpoint (often not Attentive's host at all): they
-        # must not wait behind the job status reads in one bucket.
-        rates = {
-            BULK: bulk,
-            JOBS: bulk,
-            RESULTS: bulk,
-            EVENTS: default,
-            ME: default,
-        }
-        return {group: shared_bucket(owner, group, rate) for group, rate in rates.items()}
 
     def close(self) -> None:
         self._http.close()
@@ -130,6 +118,9 @@ class AttentiveClient:
             target = _loggable(str(exc.request.url)) if _has_request(exc) else _loggable(url)
             message = f"{method} {target}: {type(exc).__name__} {exc}".strip()
             raise TransportError(message, sent=sent) from exc
+        if self._owns(url):
+            limit, remaining = ratelimit_headers(response.headers)
+            self._buckets[group].observe(limit, remaining, response.status_code == 429)
         if response.is_success:
             return response
         try:

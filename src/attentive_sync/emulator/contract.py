@@ -122,19 +122,17 @@ def _value_sensitive_names(node: Any, found: set[str]) -> set[str]:
 def shape(value: Any, sensitive: frozenset[str], key: str | None = None) -> Any:
     """A hashable skeleton of a JSON value: keys, types and array lengths, not values.
 
-    Leaves are inlined rather than recursed into: this runs for every bulk user.
+    An object becomes one flat tuple ``(dict, key, shape, key, shape, ...)``, with leaves
+    inlined rather than recursed into: this runs for every bulk user.
     """
     kind = type(value)
     if kind is dict:
-        return (
-            dict,
-            *[
-                (k, shape(v, sensitive, k))
-                if type(v) in _NESTED or k in sensitive
-                else (k, type(v))
-                for k, v in value.items()
-            ],
-        )
+        out: list[Any] = [dict]
+        for k, v in value.items():
+            leaf = type(v)
+            out.append(k)
+            out.append(shape(v, sensitive, k) if leaf in _NESTED or k in sensitive else leaf)
+        return tuple(out)
     if kind is list:
         return (list, *[shape(item, sensitive, key) for item in value])
     if kind is str and key in sensitive:

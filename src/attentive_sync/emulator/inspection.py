@@ -73,6 +73,11 @@ async def stats(request: Request) -> Response:
     return JSONResponse(emulator_state(request).stats())
 
 
+async def rates(request: Request) -> Response:
+    """Arrivals per key and endpoint, per second and over the busiest sliding second."""
+    return JSONResponse({"keys": emulator_state(request).rate_report()})
+
+
 async def get_faults(request: Request) -> Response:
     return JSONResponse(emulator_state(request).faults_snapshot())
 
@@ -121,6 +126,7 @@ def inspection_routes() -> list[BaseRoute]:
         Route("/jobs", _local_only(jobs), methods=["GET"]),
         Route("/requests", _local_only(requests_log), methods=["GET"]),
         Route("/stats", _local_only(stats), methods=["GET"]),
+        Route("/rates", _local_only(rates), methods=["GET"]),
         Route("/faults", _local_only(get_faults), methods=["GET"]),
         Route("/faults", _local_only(post_faults), methods=["POST"]),
         Route("/reset", _local_only(reset), methods=["POST"]),

@@ -27,6 +27,7 @@ MAX_ATTRIBUTE_NAME = 200
 EVENT_TYPE_FORBIDDEN = frozenset("\"'(){}[]\\|,")
 PROPERTY_KEY_FORBIDDEN = frozenset('"{}[]\\|')
 V2_IDENTIFIERS = ("phone", "email", "clientUserId", "shopifyId", "klaviyoId")
+_PLAIN_IDENTIFIERS = frozenset({"shopifyId", "klaviyoId"})
 
 
 class RuleError(ValueError):
@@ -78,6 +79,40 @@ def check_v2_identifiers(ids: Mapping[str, Any]) -> None:
     _check_custom_identifiers(customs, "key", "identifiers.customIdentifiers")
     if not customs and not any(name in ids for name in V2_IDENTIFIERS):
         raise RuleError("identifiers needs at least one identifier")
+
+
+def v2_user_plainly_valid(ids: Mapping[str, Any], attributes: Mapping[str, Any]) -> bool:
+    """A quick accept for the common bulk user, run once per user of every bulk request.
+
+    ``True`` only when :func:`check_v2_identifiers` and :func:`check_attributes` would both
+    pass; ``False`` means "not sure": the caller runs them, and they name the problem. Every
+    test here is one of theirs or implies one (a phone matching ``E164`` is not blank).
+    """
+    if not ids:
+        return False
+    for name, value in ids.items():
+        if name == "phone":
+            if E164.match(value) is None:
+                return False
+        elif name == "email":
+            if EMAIL.match(value) is None:
+                return False
+        elif name == "clientUserId":
+            if len(value) > MAX_CLIENT_USER_ID or not value.strip():
+                return False
+        elif name not in _PLAIN_IDENTIFIERS or not value.strip():
+            return False  # customIdentifiers (and anything unforeseen): the full check decides
+    demographic = attributes.get("demographic")
+    if demographic is not None and "dateOfBirth" in demographic:
+        return False
+    custom = attributes.get("custom")
+    if custom:
+        for name, value in custom.items():
+            if value is None or isinstance(value, (list, dict)):
+                return False
+            if len(name) > MAX_ATTRIBUTE_NAME or not name.strip():
+                return False
+    return True
 
 
 def check_event_user(user: Mapping[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 import threading
@@ -15,6 +16,7 @@ from attentive_sync.emulator.config import EmulatorConfig
 from attentive_sync.emulator.state import EmulatorState
 
 _STARTUP_TIMEOUT = 10.0
+_GC_YOUNG_THRESHOLD = 100_000
 _DROPPED_MESSAGE = "ASGI callable returned without completing response."
 
 
@@ -49,6 +51,17 @@ def bind(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def _fewer_collections() -> None:
+    """Run the cyclic garbage collector less often in a process that serves the emulator.
+
+    A bulk request parses into some 3,000 small containers, which by default sets off four
+    young-generation collections per request and, as they survive into the job, older ones
+    that walk everything the emulator keeps: a fifth of its CPU at full speed. Nothing it
+    keeps forms reference cycles worth chasing that often.
+    """
+    gc.set_threshold(_GC_YOUNG_THRESHOLD, 20, 20)
 
 
 def _uvicorn_config(app: Starlette) -> uvicorn.Config:
@@ -135,6 +148,7 @@ def serve(config: EmulatorConfig | None = None, host: str = "127.0.0.1", port: i
     the caller to report instead of ending the process from inside uvicorn.
     """
     _quiet_dropped_connections()
+    _fewer_collections()
     with bind(host, port) as sock:
         app = create_app(config or EmulatorConfig())
         uvicorn.Server(_uvicorn_config(app)).run(sockets=[sock])

@@ -21,8 +21,9 @@ from attentive_sync.emulator.config import EmulatorConfig
 from attentive_sync.emulator.events import EventStore
 from attentive_sync.emulator.faults import FaultInjector
 from attentive_sync.emulator.jobs import Job, JobBoard
-from attentive_sync.emulator.journal import Journal
+from attentive_sync.emulator.journal import Journal, key_suffix
 from attentive_sync.emulator.ratelimit import Decision, SlidingWindowLimiter
+from attentive_sync.emulator.rates import RateCounter
 from attentive_sync.emulator.users import UserStore, identifiers_from_v2
 
 
@@ -44,6 +45,7 @@ class EmulatorState:
         self.limiter = SlidingWindowLimiter(self.clock)
         self.faults = FaultInjector(self.config.faults, random.Random(seed), self.clock)
         self.journal = Journal(self.config.request_log_size)
+        self.rates = RateCounter(self.clock())
         self._job_ids = random.Random(f"job-ids/{seed}")
         self._request_ids = itertools.count(1)
         self._job_seq = itertools.count(1)
@@ -76,8 +78,11 @@ class EmulatorState:
         """Spend one request from the key's window for this endpoint (storms say no first)."""
         with self._lock:
             if self.faults.in_storm():
-                return Decision(False, limit, 0, 1.0)
-            return self.limiter.acquire((key, endpoint), limit)
+                decision = Decision(False, limit, 0, 1.0)
+            else:
+                decision = self.limiter.acquire((key, endpoint), limit)
+            self.rates.count(key_suffix(key) or "", endpoint, self.clock(), decision.allowed)
+            return decision
 
     def standing(self, key: str, endpoint: str, limit: int) -> Decision:
         with self._lock:
@@ -225,6 +230,11 @@ class EmulatorState:
                 "jobs": statuses,
                 "attribute_types": self.users.types.snapshot(),
             }
+
+    def rate_report(self) -> dict[str, dict[str, Any]]:
+        """Arrivals per key suffix and endpoint, per second (see :mod:`.rates`)."""
+        with self._lock:
+            return self.rates.report()
 
     def faults_snapshot(self) -> dict[str, Any]:
         with self._lock:

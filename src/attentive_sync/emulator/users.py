@@ -14,13 +14,13 @@ Identity rules (emulator decisions where the contract is silent):
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+import orjson
 
 IDENTIFIER_KINDS = ("phone", "email", "clientUserId", "shopifyId", "klaviyoId")
 _CUSTOM = "custom:"
-_encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 
 _TYPE_NAMES = {bool: "boolean", int: "number", float: "number", str: "string"}
@@ -54,12 +54,12 @@ class AttributeTypes:
         return dict(self._types)
 
 
-def _pairs(identifiers: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    for kind in IDENTIFIER_KINDS:
-        if kind in identifiers:
-            yield kind, identifiers[kind]
-    for name, value in identifiers.get("custom", {}).items():
-        yield _CUSTOM + name, value
+def _pairs(identifiers: Mapping[str, Any]) -> list[tuple[str, str]]:
+    pairs = [(kind, identifiers[kind]) for kind in IDENTIFIER_KINDS if kind in identifiers]
+    custom = identifiers.get("custom")
+    if custom:
+        pairs += [(_CUSTOM + name, value) for name, value in custom.items()]
+    return pairs
 
 
 def _stored(identifiers: dict[str, Any], kind: str) -> str | None:
@@ -97,22 +97,24 @@ class UserStore:
 
     def find(self, identifiers: Mapping[str, Any]) -> int | None:
         """The number of the first user owning one of these identifiers."""
-        return self._owner(list(_pairs(identifiers)))
+        return self._owner(_pairs(identifiers))
 
     def _owner(self, pairs: list[tuple[str, str]]) -> int | None:
+        indexes = self._index
         for kind, value in pairs:
-            index = self._index.get(kind)
-            owner = index.get(value) if index is not None else None
-            if owner is not None:
-                return owner
+            index = indexes.get(kind)
+            if index is not None and value in index:
+                return index[value]
         return None
 
     def upsert(self, identifiers: Mapping[str, Any], attributes: Mapping[str, Any]) -> str | None:
         """Create or update one user; a custom type conflict rejects it whole (message)."""
-        conflict = self.types.accept(attributes.get("custom", {}))
-        if conflict is not None:
-            return conflict
-        pairs = list(_pairs(identifiers))
+        custom = attributes.get("custom")
+        if custom:
+            conflict = self.types.accept(custom)
+            if conflict is not None:
+                return conflict
+        pairs = _pairs(identifiers)
         number = self._owner(pairs)
         if number is None:
             self._create(pairs, identifiers, attributes)
@@ -128,15 +130,19 @@ class UserStore:
     ) -> None:
         # No identifier has an owner yet (that is what made the user new), so all index as-is.
         number = len(self._records)
+        indexes = self._index
         for kind, value in pairs:
-            self._index.setdefault(kind, {})[value] = number
+            index = indexes.get(kind)
+            if index is None:
+                index = indexes[kind] = {}
+            index[value] = number
         record = {"identifiers": identifiers, "attributes": attributes}
-        self._records.append(_encode(record).encode())
+        self._records.append(orjson.dumps(record))
 
     def _update(
         self, number: int, pairs: list[tuple[str, str]], attributes: Mapping[str, Any]
     ) -> None:
-        record = json.loads(self._records[number])
+        record = orjson.loads(self._records[number])
         stored = record["identifiers"]
         for kind, value in pairs:
             index = self._index.setdefault(kind, {})
@@ -148,11 +154,11 @@ class UserStore:
             _store(stored, kind, value)
             index[value] = number
         merge_attributes(record["attributes"], attributes)
-        self._records[number] = _encode(record).encode()
+        self._records[number] = orjson.dumps(record)
 
     def get(self, number: int) -> dict[str, Any]:
         """One user as ``{"id", "identifiers", "attributes"}``."""
-        return {"id": number, **json.loads(self._records[number])}
+        return {"id": number, **orjson.loads(self._records[number])}
 
     def lookup(self, kind: str, value: str) -> int | None:
         return self._index.get(kind, {}).get(value)

@@ -53,6 +53,8 @@ def _user_item_problem(check: SchemaCheck, item: Any) -> str | None:
     problem = check.problem(item)
     if problem is not None:
         return problem
+    if rules.v2_user_plainly_valid(item.get("identifiers", {}), item.get("attributes", {})):
+        return None
     try:
         rules.check_v2_identifiers(item.get("identifiers", {}))
         rules.check_attributes(item.get("attributes", {}))

@@ -1,7 +1,8 @@
 """What every engine function is handed: the state store, the loyalty source, the client.
 
 One ``Runtime`` per process and configuration, so the threads of a run share one connection
-pool, one HTTP pool and one rate limiter.
+pool, one HTTP pool and one rate limiter. On a PostgreSQL store the rate limiter lives in
+the database, shared by every worker of the API key; on SQLite it is the process's own.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from attentive_sync.attentive import AttentiveClient
 from attentive_sync.settings import AttentiveSettings, SyncSettings
 from attentive_sync.store.db import make_engine
 from attentive_sync.store.facade import Store
+from attentive_sync.store.ratelimit import postgres_buckets
 
 
 @dataclass
@@ -39,7 +41,11 @@ def build_runtime(
     store = Store.from_url(sync.db_url)
     store.check_schema()
     source = make_engine(sync.loyalty_url, read_only=True)
-    return Runtime(store=store, source=source, client=AttentiveClient(attentive), sync=sync)
+    attentive = attentive or AttentiveSettings()
+    shared = store.engine.dialect.name == "postgresql"
+    buckets = postgres_buckets(store.engine, attentive) if shared else None
+    client = AttentiveClient(attentive, buckets=buckets)
+    return Runtime(store=store, source=source, client=client, sync=sync)
 
 
 _cache: dict[tuple[str, ...], Runtime] = {}

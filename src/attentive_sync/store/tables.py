@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Double,
     Index,
     Integer,
     MetaData,
@@ -277,4 +278,13 @@ derived_referrals_seen = Table(
     metadata,
     Column("referral_id", BigInteger, primary_key=True, autoincrement=False),
     Column("seen_at", UtcDateTime, nullable=False),
+)
+
+# One row per (API key fingerprint, endpoint group) when the store is PostgreSQL: the next
+# free send slot of a rate-limit bucket every worker of the key draws from (store/ratelimit.py).
+rate_limit_buckets = Table(
+    "rate_limit_buckets",
+    metadata,
+    Column("bucket", String(64), primary_key=True),
+    Column("next_slot", Double, nullable=False),
 )

@@ -9,7 +9,7 @@
 Frozen DDL: later schema changes get a new revision, never an edit here.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-02
 """
 
