@@ -92,7 +92,7 @@ def test_backfill_killed_mid_run_resumes_without_resending(runtime, emulator):
     assert parked == second.counts["quarantined"] + second.counts["skipped_already_quarantined"]
     valid = len(members(runtime, CONFIG.audiences)) - parked
     assert fresh_total == valid
-    first_ids = {u.customer_id for u in sent_batches[0].users}
+    first_ids = {item.customer_id for item in sent_batches[0].items}
     audience = sent_batches[0].items[0].attributes
     name = next(iter(audience))
     for cid in list(first_ids)[:10]:

@@ -32,3 +32,25 @@ def test_a_consumer_that_stops_early_stops_the_producer():
         if item == 3:
             break
     assert len(produced) < 10
+
+
+def test_a_consumer_that_fails_after_the_producer_finished_is_not_left_waiting():
+    # The producer has produced every item and is handing over the end marker into a full
+    # buffer when the consumer gives up: it must see that and end, or the consumer's join
+    # (and the whole run) waits for ever.
+    import threading
+    import time
+
+    finished = threading.Event()
+
+    def items():
+        yield from range(3)
+        finished.set()
+
+    started = time.monotonic()
+    with pytest.raises(KeyError):
+        for _item in prefetched(items(), depth=2):
+            finished.wait(5)
+            time.sleep(0.05)  # the producer is now blocked on the full buffer
+            raise KeyError("consumer failed")
+    assert time.monotonic() - started < 5

@@ -21,20 +21,25 @@ def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     buffer: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def hand_over(item: object) -> bool:
+        """Put ``item`` in the buffer unless the consumer stopped (then nobody takes it,
+        and a blocking put would never return)."""
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        buffer.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not hand_over(item):
                     return
-            buffer.put(_DONE)
+            hand_over(_DONE)
         except BaseException as exc:  # handed to the consumer, which re-raises it
-            buffer.put(exc)
+            hand_over(exc)
 
     worker = threading.Thread(target=produce, name="prefetch", daemon=True)
     worker.start()
