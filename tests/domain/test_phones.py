@@ -22,10 +22,14 @@ DIGIT = st.sampled_from("0123456789")
 # Few area codes and exchanges, so numbers share their decisive prefix and the remembered
 # verdict of one is what decides another.
 AREA = st.sampled_from(["415", "212", "246", "268", "876", "800", "521", "555", "011", "123"])
-EXCHANGE = st.one_of(st.sampled_from(["555", "234", "521", "606", "100"]), st.text(DIGIT, min_size=3, max_size=3))
+EXCHANGE = st.one_of(
+    st.sampled_from(["555", "234", "521", "606", "100"]), st.text(DIGIT, min_size=3, max_size=3)
+)
 LINE = st.text(DIGIT, min_size=4, max_size=4)
-NOTATIONS = ["+1{a}{e}{n}", "({a}) {e}-{n}", "{a}-{e}-{n}", "{a}.{e}.{n}", "{a}{e}{n}",
-             "1{a}{e}{n}", "+1 {a} {e} {n}", "({a}){e}-{n}", "{a}-{e}{n}", "+{a}{e}{n}"]  # fmt: skip
+NOTATIONS = [
+    *("+1{a}{e}{n}", "({a}) {e}-{n}", "{a}-{e}-{n}", "{a}.{e}.{n}", "{a}{e}{n}"),
+    *("1{a}{e}{n}", "+1 {a} {e} {n}", "({a}){e}-{n}", "{a}-{e}{n}", "+{a}{e}{n}"),
+]
 
 
 @st.composite
