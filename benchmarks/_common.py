@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -167,15 +168,95 @@ def emit_result(result: dict[str, Any]) -> None:
     print(RESULT_MARK + json.dumps(result), flush=True)
 
 
+class CpuClock:
+    """CPU of this process and of its child processes (the Prefect server an ephemeral run
+    starts), sampled every ``interval`` seconds with the wall clock, so the CPU spent up
+    to a moment the Prefect API reports (the end of the submit phase) can be read back."""
+
+    def __init__(self, interval: float = 0.25) -> None:
+        self.interval = interval
+        self.samples: list[tuple[float, float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cpu-clock", daemon=True)
+        self._children: dict[int, psutil.Process] = {}
+
+    def _children_cpu(self) -> float:
+        try:
+            for child in psutil.Process().children(recursive=True):
+                self._children.setdefault(child.pid, child)
+        except psutil.Error:
+            pass
+        total = 0.0
+        for pid, child in list(self._children.items()):
+            try:
+                times = child.cpu_times()
+            except psutil.Error:
+                self._children.pop(pid)  # gone: its last reading stays in the samples
+                continue
+            total += times.user + times.system
+        return total
+
+    def sample(self) -> tuple[float, float, float]:
+        reading = (time.time(), time.process_time(), self._children_cpu())
+        if self.samples:  # a child that ended takes its CPU along: keep the high mark
+            reading = (reading[0], reading[1], max(reading[2], self.samples[-1][2]))
+        self.samples.append(reading)
+        return reading
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self) -> CpuClock:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    def at(self, wall: float) -> tuple[float, float]:
+        """(own, children) CPU seconds at the wall-clock time ``wall`` (the last sample
+        before it)."""
+        before = [s for s in self.samples if s[0] <= wall] or self.samples[:1]
+        return before[-1][1], before[-1][2]
+
+
 def run_in_child(run: Callable[[], dict[str, Any]], profile: bool) -> None:
-    """Run one measured mode and emit its figures with this process's CPU and peak RSS."""
-    if profile:
-        with StackSampler() as sampler:
+    """Run one measured mode and emit its figures with this process's CPU and peak RSS, the
+    CPU of the processes it started (the Prefect server), and the engine's CPU by stage."""
+    from attentive_sync.engine import stages
+
+    stages.reset()
+    with CpuClock() as clock:
+        if profile:
+            with StackSampler() as sampler:
+                result = run()
+            result["profile"] = sampler.top(20)
+        else:
             result = run()
-        result["profile"] = sampler.top(20)
-    else:
-        result = run()
+    submit_end = result.pop("submit_end_wall", None)
+    if submit_end is not None:
+        own, children = clock.at(submit_end)
+        result.setdefault("submit_cpu_seconds", own - clock.samples[0][1])
+        result["submit_server_cpu_seconds"] = children - clock.samples[0][2]
+    result["server_cpu_seconds"] = clock.samples[-1][2] - clock.samples[0][2]
+    result["stages"] = stages.snapshot()
     emit_result(result | {"peak_rss_mb": peak_rss_mb(), "cpu_seconds": time.process_time()})
+
+
+def show_stages(stages: dict[str, list[float]], members: int) -> None:
+    """The engine's CPU by stage, per member (each stage counts the CPU of the threads
+    that ran it; waits on the rate limiter, sockets and locks count nothing)."""
+    total = sum(cpu for cpu, _ in stages.values())
+    rows = [
+        (name, f"{1e6 * cpu / members:6.1f} us ({int(calls):,} calls)")
+        for name, (cpu, calls) in sorted(stages.items(), key=lambda kv: -kv[1][0])
+    ]
+    rows.append(("all stages", f"{1e6 * total / members:6.1f} us"))
+    show("Engine CPU by stage, per member", rows)
 
 
 def run_child(module: str, args: list[str], env: dict[str, str], timeout: float, log: Path):
@@ -260,6 +341,7 @@ def prefect_run_summary(flow_run_id: Any, task_name: str, subflow_name: str) -> 
             counted = again
     first_wait = min((r.start_time for r in waits if r.start_time), default=None)
     return {
+        "submit_end_wall": first_wait.timestamp() if first_wait else None,
         "flow_seconds": (run.end_time - run.start_time).total_seconds(),
         "submit_seconds": (first_wait - run.start_time).total_seconds() if first_wait else None,
         "task_runs": counted[0],

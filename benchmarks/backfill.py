@@ -45,6 +45,7 @@ from benchmarks._common import (
     run_in_child,
     show,
     show_profile,
+    show_stages,
     sqlite_url,
 )
 
@@ -140,7 +141,9 @@ def measure(mode: str, members: int, template: Path, profile: bool, timeout: flo
         args += ["--base-url", emulator.base_url, *(["--profile"] if profile else [])]
         log = BENCH_DIR / f"backfill-{mode}.log"
         console.print(f"{time.strftime('%X')} {mode}: {members:,} members (log: {log})")
+        load = os.getloadavg()[0]
         result = run_child("benchmarks.backfill", args, child_env(), timeout, log)
+        result["load"] = f"{load:.2f} / {os.getloadavg()[0]:.2f}"
         stats = emulator.stats()
         result["emulator_rss_mb"] = emulator.peak_rss_mb()
         result["emulator_cpu_seconds"] = emulator.cpu_seconds()
@@ -159,12 +162,26 @@ def _sum(counts: dict[str, int]) -> int:
 
 
 def _cpu_row(r: dict[str, Any], members: int) -> list[tuple[str, object]]:
-    """CPU the engine process burnt per member while submitting: what caps the submit rate."""
+    """CPU burnt per member while submitting, by the engine's process (what caps the submit
+    rate) and by the Prefect server it talks to (the ephemeral one is a child process)."""
     cpu = r.get("submit_cpu_seconds")
     if cpu is None:
         return []
-    per_member = 1e6 * cpu / members
-    return [("submit-phase CPU", f"{cpu:.1f} s ({per_member:.0f} us per member)")]
+    rows: list[tuple[str, object]] = [
+        (
+            "submit-phase CPU, engine process",
+            f"{cpu:.1f} s ({1e6 * cpu / members:.1f} us per member)",
+        )
+    ]
+    server = r.get("submit_server_cpu_seconds")
+    if server:
+        rows.append(
+            (
+                "submit-phase CPU, Prefect server",
+                f"{server:.1f} s ({1e6 * server / members:.1f} us per member)",
+            )
+        )
+    return rows
 
 
 def report(mode: str, members: int, r: dict[str, Any]) -> None:
@@ -188,8 +205,9 @@ def report(mode: str, members: int, r: dict[str, Any]) -> None:
         ]
     throttled = {n: r[n].get("429", 0) for n in ("submits", "status_reads", "result_reads")}
     rows += [
-        ("CPU engine / emulator (user + sys)",
-         f"{r['cpu_seconds']:.1f} s / {r['emulator_cpu_seconds']:.1f} s"),
+        ("CPU engine / Prefect server / emulator (user + sys)",
+         f"{r['cpu_seconds']:.1f} s / {r.get('server_cpu_seconds', 0):.1f} s"
+         f" / {r['emulator_cpu_seconds']:.1f} s"),
         ("peak RSS engine", f"{r['peak_rss_mb']:.0f} MB"),
         ("peak RSS emulator", f"{r['emulator_rss_mb']:.0f} MB"),
         ("requests (emulator / client)", f"{r['emulator_requests']:,} / {r['client_requests']:,}"),
@@ -207,7 +225,10 @@ def report(mode: str, members: int, r: dict[str, Any]) -> None:
     if "task_runs" in r:
         rows.append(("bulk-send task runs (not completed)",
                      f"{r['task_runs']:,} ({r['task_runs_not_completed']:,})"))  # fmt: skip
+    rows.append(("load average at start / end", r["load"]))
     show(f"Backfill, {mode} mode", rows)
+    if r.get("stages"):
+        show_stages(r["stages"], members)
     if r.get("profile"):
         show_profile(r["profile"])
 

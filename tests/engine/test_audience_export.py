@@ -92,7 +92,7 @@ def test_backfill_killed_mid_run_resumes_without_resending(runtime, emulator):
     assert parked == second.counts["quarantined"] + second.counts["skipped_already_quarantined"]
     valid = len(members(runtime, CONFIG.audiences)) - parked
     assert fresh_total == valid
-    first_ids = {u.customer_id for u in sent_batches[0].users}
+    first_ids = {item.customer_id for item in sent_batches[0].items}
     audience = sent_batches[0].items[0].attributes
     name = next(iter(audience))
     for cid in list(first_ids)[:10]:
@@ -205,3 +205,33 @@ def test_unsendable_delta_quarantined_and_the_rest_go_on(runtime, emulator):
     assert report.counts["quarantined"] >= 1 and report.counts["accepted"] >= 1
     assert report.problems() == []
     assert emulator_value(emulator, runtime, good, "vip") is True
+
+
+def test_resume_checks_run_only_on_pages_an_earlier_run_reached(runtime, emulator):
+    from attentive_sync.engine import stages
+    from attentive_sync.engine.audience.backfill import MEMBER, BackfillPlanner
+
+    stages.reset()
+    fresh = backfill(runtime, "horizon")
+    assert fresh.problems() == []
+    assert "resume checks" not in stages.snapshot()  # a new run key: nothing to check
+
+    store = runtime.store
+    audience = CONFIG.audiences[0]
+    prefix = MEMBER.ref("horizon", audience, 0)[:-1]
+    reached = max(
+        store.jobs.last_customer_carried(MEMBER.source_kind, prefix),
+        store.quarantine.last_customer_parked(MEMBER.source_kind, prefix),
+    )
+    ids = sorted(cid for a, cid in members(runtime, [audience]))
+    assert reached == ids[-1]
+    # The same key again from before its checkpoint: every page up to the last member it
+    # reached is checked, and each member is skipped as sent or parked, never sent twice.
+    store.checkpoints.set("horizon", audience, 0, 0)
+    planner = BackfillPlanner(
+        runtime, CONFIG.model_copy(update={"audiences": [audience]}), "horizon"
+    )
+    pages = list(planner.pages())
+    assert sum(p.skipped + p.skipped_quarantined for p in pages) == len(ids)
+    assert all(not p.batches for p in pages)
+    assert stages.snapshot()["resume checks"][1] == len(pages)

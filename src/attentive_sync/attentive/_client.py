@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import httpx
+import orjson
 
 from attentive_sync.attentive._exceptions import (
     AttentiveError,
@@ -37,6 +38,7 @@ log = logging.getLogger("attentive_sync.attentive")
 T = TypeVar("T")
 
 MAX_BULK_USERS = 256
+_JSON_BODY = {"Content-Type": "application/json"}
 
 
 class AttentiveClient:
@@ -201,12 +203,14 @@ class AttentiveClient:
         """
         if not 1 <= len(users) <= MAX_BULK_USERS:
             raise ValueError(f"a bulk request carries 1..{MAX_BULK_USERS} users, got {len(users)}")
+        # orjson: the body of 256 users is encoded several times faster than by ``json``.
         response = self._request(
             BULK,
             "POST",
             "/v2/bulk/user/attributes",
             on_uncertain=on_uncertain,
-            json={"users": list(users)},
+            content=orjson.dumps({"users": list(users)}),
+            headers=_JSON_BODY,
         )
         job_id = response.json().get("batchJobId")
         if not job_id:

@@ -9,8 +9,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from attentive_sync.domain.users import BulkUser
+if TYPE_CHECKING:
+    from attentive_sync.engine.delivery.submit import Batch
+
 
 MEANINGS: dict[str, str] = {
     "members_read": "audience members read from the source",
@@ -157,6 +160,6 @@ class Report:
         return "\n".join(lines)
 
 
-def add_dropped_emails(report: Report, users: Iterable[BulkUser]) -> None:
+def add_dropped_emails(report: Report, batches: Iterable[Batch]) -> None:
     """Count the records about to be sent without the invalid email their source holds."""
-    report.add("invalid_emails_dropped", sum("email" in u.identifiers.dropped for u in users))
+    report.add("invalid_emails_dropped", sum(batch.dropped_emails for batch in batches))

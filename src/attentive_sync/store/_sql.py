@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import BindParameter, ColumnElement, Table, any_, bindparam
+from sqlalchemy import BindParameter, ColumnElement, Table, Text, any_, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
@@ -52,9 +53,10 @@ def member_of(
 ) -> Iterator[ColumnElement[bool]]:
     """Conditions that together say ``column IN values``, as few as the database allows.
 
-    PostgreSQL gets one array parameter (``= ANY``): one short statement whatever the
-    count, which the driver does not have to re-parse. SQLite has no arrays, so it gets
-    chunks of bound parameters, each under its parameter limit.
+    One condition with one parameter whatever the count, so the statement is compiled
+    once and no expression object is built per value (on a hot path those cost more than
+    the query): PostgreSQL gets an array (``= ANY``), SQLite a JSON array it reads as a
+    table (``IN (SELECT value FROM json_each(?))``), whose values still probe the index.
     """
     values = list(values)
     if not values:
@@ -62,5 +64,61 @@ def member_of(
     if conn.dialect.name == "postgresql":
         yield column == any_(bindparam(None, values, type_=ARRAY(column.type)))
         return
-    for chunk in chunks(values):
-        yield column.in_(chunk)
+    listed = func.json_each(bindparam(None, json.dumps(values), type_=Text)).table_valued("value")
+    yield column.in_(select(listed.c.value))
+
+
+def insert_rows(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[Sequence[Any]],
+    columns: Sequence[str],
+    *,
+    upsert: tuple[Sequence[str], Sequence[str]] | None = None,
+    unless_older: str | None = None,
+) -> None:
+    """Insert ``rows`` (values in ``columns`` order); ``upsert`` = (conflict columns,
+    columns to update) turns a conflict into an update of those columns, skipped where the
+    stored ``unless_older`` column is later than the new one.
+
+    On SQLite the rows go straight to the driver's ``executemany`` after each column's own
+    bind conversion (the same one SQLAlchemy applies, so what is stored is identical):
+    SQLAlchemy's per-row parameter handling costs several times the insert itself on the
+    hot path. PostgreSQL takes the ordinary statement.
+    """
+    if not rows:
+        return
+    if conn.dialect.name != "sqlite":
+        records = [dict(zip(columns, row, strict=True)) for row in rows]
+        if upsert is None:
+            conn.execute(table.insert(), records)
+            return
+        keys, updated = upsert
+        stmt = upsert_insert(conn, table)
+        newer = None
+        if unless_older is not None:
+            newer = stmt.excluded[unless_older] >= table.c[unless_older]
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c[k] for k in keys],
+            set_={name: stmt.excluded[name] for name in updated},
+            where=newer,
+        )
+        conn.execute(stmt, records)
+        return
+    processors = [table.c[name].type._cached_bind_processor(conn.dialect) for name in columns]
+    converting = [(n, p) for n, p in enumerate(processors) if p is not None]
+    converted: list[Sequence[Any]] = []
+    for row in rows:
+        values = list(row)
+        for n, process in converting:
+            values[n] = process(values[n])
+        converted.append(tuple(values))
+    places = ", ".join("?" * len(columns))
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({places})"
+    if upsert is not None:
+        keys, updated = upsert
+        sets = ", ".join(f"{name} = excluded.{name}" for name in updated)
+        sql += f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
+        if unless_older is not None:
+            sql += f" WHERE excluded.{unless_older} >= {table.name}.{unless_older}"
+    conn.exec_driver_sql(sql, converted)

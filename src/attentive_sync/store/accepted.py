@@ -7,12 +7,13 @@ Attentive hold for this customer" without asking Attentive (support, audits, tes
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, select, tuple_
+from sqlalchemy import Engine, Text, bindparam, delete, func, select, tuple_
 from sqlalchemy.engine import Connection
 
 from attentive_sync.store import _sql
@@ -26,6 +27,10 @@ class AcceptedAttribute:
     value: Any
     job_id: str
     accepted_at: datetime
+
+
+_COLUMNS = ("customer_id", "name", "value", "job_id", "accepted_at")
+_KEY = ("customer_id", "name")
 
 
 class AcceptedAttributes:
@@ -43,30 +48,17 @@ class AcceptedAttributes:
             key = (record.customer_id, record.name)
             if key not in latest or record.accepted_at >= latest[key].accepted_at:
                 latest[key] = record
-        rows = [
-            {
-                "customer_id": r.customer_id,
-                "name": r.name,
-                "value": r.value,
-                "job_id": r.job_id,
-                "accepted_at": r.accepted_at,
-            }
-            for r in latest.values()
-        ]
-        table = accepted_attributes
+        rows = [(r.customer_id, r.name, r.value, r.job_id, r.accepted_at) for r in latest.values()]
         with self._engine.begin() as conn:
             for chunk in _sql.chunks(rows):
-                stmt = _sql.upsert_insert(conn, table)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=[table.c.customer_id, table.c.name],
-                    set_={
-                        "value": stmt.excluded.value,
-                        "job_id": stmt.excluded.job_id,
-                        "accepted_at": stmt.excluded.accepted_at,
-                    },
-                    where=stmt.excluded.accepted_at >= table.c.accepted_at,
+                _sql.insert_rows(
+                    conn,
+                    accepted_attributes,
+                    chunk,
+                    _COLUMNS,
+                    upsert=(_KEY, ("value", "job_id", "accepted_at")),
+                    unless_older="accepted_at",
                 )
-                conn.execute(stmt, chunk)
         return len(rows)
 
     def forget(self, pairs: Iterable[tuple[int, str]]) -> None:
@@ -89,6 +81,20 @@ class AcceptedAttributes:
 def forget_in(conn: Connection, pairs: Iterable[tuple[int, str]]) -> None:
     """``AcceptedAttributes.forget`` inside the caller's transaction."""
     table = accepted_attributes
+    unique = sorted(set(pairs))
+    if not unique:
+        return
+    if conn.dialect.name == "sqlite":
+        # One JSON parameter read as a table: no bound parameter (and no expression
+        # object) per pair, and the primary key still finds each one.
+        listed = func.json_each(bindparam(None, json.dumps(unique), type_=Text)).table_valued(
+            "value"
+        )
+        pair = select(
+            func.json_extract(listed.c.value, "$[0]"), func.json_extract(listed.c.value, "$[1]")
+        )
+        conn.execute(delete(table).where(tuple_(table.c.customer_id, table.c.name).in_(pair)))
+        return
     key = tuple_(table.c.customer_id, table.c.name)
-    for chunk in _sql.chunks(sorted(set(pairs))):
+    for chunk in _sql.chunks(unique):
         conn.execute(delete(table).where(key.in_(chunk)))

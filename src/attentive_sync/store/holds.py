@@ -13,10 +13,14 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import Engine, delete, select
+from sqlalchemy.engine import Connection
 
 from attentive_sync.store import _sql
 from attentive_sync.store.tables import customer_holds
 from attentive_sync.store.types import as_of, aware
+
+_COLUMNS = ("customer_id", "holder", "reason", "until")
+_KEY = ("customer_id", "holder")
 
 
 class CustomerHolds:
@@ -26,21 +30,12 @@ class CustomerHolds:
     def hold(self, customer_ids: Iterable[int], holder: str, reason: str, until: datetime) -> None:
         """Hold these customers for ``holder`` until ``until`` (a later hold extends it)."""
         until = aware(until, "until")
-        rows = [
-            {"customer_id": cid, "holder": holder, "reason": reason, "until": until}
-            for cid in sorted(set(customer_ids))
-        ]
+        rows = [(cid, holder, reason, until) for cid in sorted(set(customer_ids))]
         t = customer_holds
         with self._engine.begin() as conn:
             # Ended holds are dropped as new ones come, so the table stays small.
             conn.execute(delete(t).where(t.c.until <= as_of(None)))
-            for chunk in _sql.chunks(rows):
-                stmt = _sql.upsert_insert(conn, t)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=[t.c.customer_id, t.c.holder],
-                    set_={"until": stmt.excluded.until, "reason": stmt.excluded.reason},
-                )
-                conn.execute(stmt, chunk)
+            _sql.insert_rows(conn, t, rows, _COLUMNS, upsert=(_KEY, ("until", "reason")))
 
     def release(self, holder: str, customer_ids: Sequence[int] | None = None) -> None:
         """End ``holder``'s holds (on ``customer_ids`` only, when given)."""
@@ -49,8 +44,7 @@ class CustomerHolds:
             if customer_ids is None:
                 conn.execute(delete(t).where(t.c.holder == holder))
                 return
-            for among in _sql.member_of(conn, t.c.customer_id, customer_ids):
-                conn.execute(delete(t).where(t.c.holder == holder, among))
+            release_in(conn, holder, customer_ids)
 
     def held(
         self, customer_ids: Sequence[int], *, now: datetime | None = None, but: str = ""
@@ -64,3 +58,10 @@ class CustomerHolds:
                 )
                 found.update(conn.execute(stmt).scalars())
         return found
+
+
+def release_in(conn: Connection, holder: str, customer_ids: Sequence[int]) -> None:
+    """End ``holder``'s holds on ``customer_ids`` inside the caller's transaction."""
+    t = customer_holds
+    for among in _sql.member_of(conn, t.c.customer_id, customer_ids):
+        conn.execute(delete(t).where(t.c.holder == holder, among))

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Table, func, insert, literal, or_, select, update
+from sqlalchemy import ColumnElement, Engine, Table, func, literal, or_, select, update
 from sqlalchemy.engine import Connection
 
 from attentive_sync.store import _sql
 from attentive_sync.store.accepted import forget_in
 from attentive_sync.store.errors import InvalidRecordError, JobAlreadyRecordedError, UnknownJobError
+from attentive_sync.store.holds import release_in
 from attentive_sync.store.queue import set_inflight
 from attentive_sync.store.tables import JOB_KINDS, SOURCE_KINDS, bulk_job_items, bulk_jobs
 from attentive_sync.store.types import as_of, aware
@@ -71,8 +72,11 @@ class JobRepository:
         run_label: str | None = None,
         *,
         now: datetime | None = None,
+        release_holder: str | None = None,
     ) -> RecordedJob:
-        """Record a submitted job, its items, and mark the queue rows it carries inflight."""
+        """Record a submitted job, its items, and mark the queue rows it carries inflight;
+        with ``release_holder``, end that holder's holds on the job's customers in the same
+        transaction (the recorded job holds them back from here on)."""
         _check_job(kind, items, self._queues.keys())
         now = as_of(now)
         with self._engine.begin() as conn:
@@ -94,7 +98,10 @@ class JobRepository:
             forget_in(conn, ((i.customer_id, name) for i in items for name in i.attributes))
             for source_kind, table in self._queues.items():
                 refs = [int(i.source_ref) for i in items if i.source_kind == source_kind]
-                set_inflight(conn, table, refs, job_id, owner=run_label)
+                if refs:
+                    set_inflight(conn, table, refs, job_id, owner=run_label)
+            if release_holder is not None:
+                release_in(conn, release_holder, [i.customer_id for i in items])
         return self.get(job_id)
 
     def get(self, job_id: str) -> RecordedJob:
@@ -188,6 +195,16 @@ class JobRepository:
         t = bulk_job_items.c
         return self._items_among(t.source_ref, refs, t.source_kind == source_kind)
 
+    def last_customer_carried(self, source_kind: str, ref_prefix: str) -> int:
+        """The highest customer id any recorded job carries under a ref starting with
+        ``ref_prefix`` (0: none). Beyond it, no member of a resumed backfill needs checking."""
+        t = bulk_job_items.c
+        stmt = select(func.max(t.customer_id)).where(
+            t.source_kind == source_kind, t.source_ref.startswith(ref_prefix, autoescape=True)
+        )
+        with self._engine.connect() as conn:
+            return int(conn.scalar(stmt) or 0)
+
     def in_flight(self, source_kind: str, refs: Sequence[str]) -> set[str]:
         """Which of ``refs`` a job not settled yet carries: a retried send must skip them.
 
@@ -195,21 +212,34 @@ class JobRepository:
         for another attempt, and their own state says what happens next.
         """
         t = bulk_job_items.c
-        return self._items_among(t.source_ref, refs, t.source_kind == source_kind, UNSETTLED)
+        return self._items_among(t.source_ref, refs, t.source_kind == source_kind, unsettled=True)
 
     def customers_in_flight(self, customer_ids: Sequence[int]) -> set[int]:
         """Which of ``customer_ids`` a job not settled yet carries."""
-        return self._items_among(bulk_job_items.c.customer_id, customer_ids, UNSETTLED)
+        return self._items_among(bulk_job_items.c.customer_id, customer_ids, unsettled=True)
 
     def _items_among(
-        self, column: ColumnElement[Any], values: Sequence[Any], *where: ColumnElement[bool]
+        self,
+        column: ColumnElement[Any],
+        values: Sequence[Any],
+        *where: ColumnElement[bool],
+        unsettled: bool = False,
     ) -> set[Any]:
-        """The ``values`` of ``column`` that job items matching ``where`` hold."""
+        """The ``values`` of ``column`` that job items matching ``where`` hold (of jobs
+        not settled yet only, with ``unsettled``).
+
+        The job is looked up per item found (a correlated EXISTS), never the other way
+        round: as a join, SQLite's planner prefers the index on ``settled`` and walks
+        every item of every unsettled job (all of a backfill's until it settles) per call.
+        """
         found: set[Any] = set()
-        stmt = select(column).join(bulk_jobs, bulk_jobs.c.job_id == bulk_job_items.c.job_id)
+        job = select(bulk_jobs.c.job_id).where(bulk_jobs.c.job_id == bulk_job_items.c.job_id)
+        if unsettled:
+            job = job.where(UNSETTLED)
+        stmt = select(column).where(*where, job.exists())
         with self._engine.connect() as conn:
             for among in _sql.member_of(conn, column, values):
-                found.update(conn.execute(stmt.where(among, *where)).scalars())
+                found.update(conn.execute(stmt.where(among)).scalars())
         return found
 
     def _update(self, job_id: str, values: Mapping[str, Any]) -> None:
@@ -226,30 +256,32 @@ def _check_job(kind: str, items: Sequence[JobItem], queue_kinds: Iterable[str]) 
         raise InvalidRecordError(f"job kind must be one of {', '.join(JOB_KINDS)}, got {kind!r}")
     if not items:
         raise InvalidRecordError("a bulk job carries at least one record")
+    try:
+        # One encoding of the whole job; only a failure looks for the culprit.
+        json.dumps([dict(item.attributes) for item in items])
+    except (TypeError, ValueError):
+        for item in items:
+            try:
+                json.dumps(dict(item.attributes))
+            except (TypeError, ValueError) as exc:
+                raise InvalidRecordError(
+                    f"attributes of customer {item.customer_id}: {exc}"
+                ) from exc
     for item in items:
         if item.source_kind not in SOURCE_KINDS:
             raise InvalidRecordError(f"unknown source_kind {item.source_kind!r}")
-        try:
-            json.dumps(dict(item.attributes))
-        except (TypeError, ValueError) as exc:
-            raise InvalidRecordError(f"attributes of customer {item.customer_id}: {exc}") from exc
         if item.source_kind in queue_kinds and not item.source_ref.isdigit():
             raise InvalidRecordError(
                 f"a {item.source_kind} source_ref is its queue seq, not {item.source_ref!r}"
             )
 
 
+_ITEM_COLUMNS = ("job_id", "idx", "customer_id", "source_kind", "source_ref", "attributes")
+
+
 def _insert_items(conn: Connection, job_id: str, items: Sequence[JobItem]) -> None:
     rows = [
-        {
-            "job_id": job_id,
-            "idx": idx,
-            "customer_id": item.customer_id,
-            "source_kind": item.source_kind,
-            "source_ref": item.source_ref,
-            "attributes": dict(item.attributes),
-        }
+        (job_id, idx, item.customer_id, item.source_kind, item.source_ref, dict(item.attributes))
         for idx, item in enumerate(items)
     ]
-    for chunk in _sql.chunks(rows):
-        conn.execute(insert(bulk_job_items), chunk)
+    _sql.insert_rows(conn, bulk_job_items, rows, _ITEM_COLUMNS)

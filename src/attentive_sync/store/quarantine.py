@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import BindParameter, Engine, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from attentive_sync.masking import mask_payload, mask_text
@@ -142,11 +142,24 @@ class QuarantineRepository:
         q = quarantine.c
         with self._engine.connect() as conn:
             for chunk in _sql.chunks(refs):
+                among = q.source_ref.in_(_expanding(chunk))
                 stmt = select(q.source_ref).where(
-                    q.source_kind == source_kind, q.source_ref.in_(chunk), q.replayed_at.is_(None)
+                    q.source_kind == source_kind, among, q.replayed_at.is_(None)
                 )
                 found.update(conn.execute(stmt).scalars())
         return found
+
+    def last_customer_parked(self, source_kind: str, ref_prefix: str) -> int:
+        """The highest customer id of an open entry whose ref starts with ``ref_prefix``
+        (0: none)."""
+        q = quarantine.c
+        stmt = select(func.max(q.customer_id)).where(
+            q.source_kind == source_kind,
+            q.source_ref.startswith(ref_prefix, autoescape=True),
+            q.replayed_at.is_(None),
+        )
+        with self._engine.connect() as conn:
+            return int(conn.scalar(stmt) or 0)
 
     def summary(self) -> dict[str, int]:
         """Open (not replayed) entries per reason code."""
@@ -203,3 +216,8 @@ def _close(conn: Connection, ids: Sequence[int], now: datetime) -> int:
         )
         closed += result.rowcount
     return closed
+
+
+def _expanding(refs: list[str]) -> BindParameter[Any]:
+    """An IN list as one expanding parameter (no expression object per ref)."""
+    return bindparam(None, refs, type_=quarantine.c.source_ref.type, expanding=True)

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from attentive_sync.domain.errors import RecordRejected
 from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.engine.audience.diff import plans_backfill_members
 from attentive_sync.engine.delivery.kinds import BackfillMember
-from attentive_sync.engine.delivery.submit import Batch, make_batches
-from attentive_sync.engine.mapping import Mapper, customer_row
+from attentive_sync.engine.delivery.submit import Batch, Wire, make_batches
+from attentive_sync.engine.mapping import customer_row
 from attentive_sync.engine.runtime import Runtime
+from attentive_sync.engine.stages import stage
+from attentive_sync.engine.wire import WireMapper
 from attentive_sync.sources.loyalty import iter_audience_member_pages, load_customers
 from attentive_sync.store.jobs import JobItem
 
@@ -46,7 +49,8 @@ class BackfillPlanner:
         self.config = config
         self.run_key = run_key
         self.page_size = page_size
-        self.mapper = Mapper(config)
+        self.mapper = WireMapper(config)
+        self._fields = sorted(config.fields_read())
         self._read: dict[str, int] = {}
 
     def pages(self) -> Iterator[BackfillPage]:
@@ -54,9 +58,21 @@ class BackfillPlanner:
             checkpoint = self.runtime.store.checkpoints.get(self.run_key, audience)
             after = checkpoint.last_customer_id if checkpoint else 0
             self._read[audience] = checkpoint.members_read if checkpoint else 0
+            horizon = self._resume_horizon(audience)
             source = self.runtime.source
             for ids in iter_audience_member_pages(source, audience, after, self.page_size):
-                yield self._page(audience, ids)
+                yield self._page(audience, ids, resumed=ids[0] <= horizon)
+
+    def _resume_horizon(self, audience: str) -> int:
+        """The highest customer id an earlier run of this key sent or parked: pages past it
+        were never touched (only the pages from the checkpoint up to it can have been, by
+        a run stopped mid-page or one that read ahead), so they skip the resume checks."""
+        prefix = MEMBER.ref(self.run_key, audience, 0)[:-1]
+        store = self.runtime.store
+        return max(
+            store.jobs.last_customer_carried(MEMBER.source_kind, prefix),
+            store.quarantine.last_customer_parked(MEMBER.source_kind, prefix),
+        )
 
     def members_read(self) -> int:
         """Members read so far across the audiences, runs before a resume included."""
@@ -69,16 +85,45 @@ class BackfillPlanner:
             self.run_key, page.audience, page.last_customer_id, self._read[page.audience]
         )
 
-    def _page(self, audience: str, ids: Sequence[int]) -> BackfillPage:
+    def _page(self, audience: str, ids: Sequence[int], resumed: bool = True) -> BackfillPage:
         page = BackfillPage(audience, last_customer_id=ids[-1], members_read=len(ids))
         if plans_backfill_members(self.config):
             # Before anything is sent: the membership diff must know whom a job may carry.
             self.runtime.store.sent_members.add(audience, ids)
         refs = {cid: MEMBER.ref(self.run_key, audience, cid) for cid in ids}
-        carried = self.runtime.store.jobs.carried(MEMBER.source_kind, list(refs.values()))
-        parked = self.runtime.store.quarantine.open_refs(MEMBER.source_kind, list(refs.values()))
-        rows = {row["customer_id"]: row for row in load_customers(self.runtime.source, ids)}
-        pairs, parked_now = [], []
+        carried: set[str] = set()
+        parked: set[str] = set()
+        if resumed:
+            with stage("resume checks"):
+                store = self.runtime.store
+                carried = store.jobs.carried(MEMBER.source_kind, list(refs.values()))
+                parked = store.quarantine.open_refs(MEMBER.source_kind, list(refs.values()))
+        with stage("read customers"):
+            rows = {
+                row["customer_id"]: row
+                for row in load_customers(self.runtime.source, ids, self._fields)
+            }
+        with stage("map"):
+            pairs, parked_now = self._map(audience, ids, rows, refs, carried, parked, page)
+        with stage("quarantine"):
+            # One transaction for the page's quarantined members, not one each.
+            self.runtime.store.quarantine.add_many(parked_now)
+        page.quarantined = len(parked_now)
+        page.batches = make_batches(pairs, self.config.batch_size)
+        return page
+
+    def _map(
+        self,
+        audience: str,
+        ids: Sequence[int],
+        rows: dict[int, dict[str, Any]],
+        refs: dict[int, str],
+        carried: set[str],
+        parked: set[str],
+        page: BackfillPage,
+    ) -> tuple[list[tuple[Wire, JobItem]], list[dict[str, Any]]]:
+        pairs: list[tuple[Wire, JobItem]] = []
+        parked_now: list[dict[str, Any]] = []
         for cid in ids:
             item = JobItem(cid, MEMBER.source_kind, refs[cid], {audience: True})
             if refs[cid] in carried:
@@ -100,8 +145,4 @@ class BackfillPlanner:
                         "payload": {"audience": audience},
                     }
                 )
-        # One transaction for the page's quarantined members, not one each.
-        self.runtime.store.quarantine.add_many(parked_now)
-        page.quarantined = len(parked_now)
-        page.batches = make_batches(pairs, self.config.batch_size)
-        return page
+        return pairs, parked_now

@@ -19,6 +19,7 @@ from attentive_sync.engine.delivery.collaborators import (
     leases_released_on_failure,
     unsettled,
 )
+from attentive_sync.engine.gctuning import tuned_gc
 from attentive_sync.engine.prefetch import prefetched
 from attentive_sync.engine.report import Report, add_dropped_emails
 from attentive_sync.engine.runtime import Runtime
@@ -58,17 +59,18 @@ def run_backfill(
     planner = backfill.BackfillPlanner(runtime, config, run_key)
     # Jobs an interrupted run recorded but never settled are settled with this run's own.
     job_ids = unsettled(runtime, backfill.KIND)
-    for page in prefetched(planner.pages()):
-        job_ids += add_sends(report, send_many(page.batches, backfill.KIND))
-        planner.commit(page)
-        report.add("members_read", page.members_read)
-        report.add("quarantined", page.quarantined)
-        add_dropped_emails(report, (u for batch in page.batches for u in batch.users))
-        report.add("skipped_already_sent", page.skipped)
-        report.add("skipped_already_quarantined", page.skipped_quarantined)
-        read = planner.members_read()
-        progress(min(1.0, read / total), f"{read:,} of {total:,} members, {page.audience}")
-    add_wait(report, wait(job_ids))
+    with tuned_gc():
+        for page in prefetched(planner.pages()):
+            job_ids += add_sends(report, send_many(page.batches, backfill.KIND))
+            planner.commit(page)
+            report.add("members_read", page.members_read)
+            report.add("quarantined", page.quarantined)
+            add_dropped_emails(report, page.batches)
+            report.add("skipped_already_sent", page.skipped)
+            report.add("skipped_already_quarantined", page.skipped_quarantined)
+            read = planner.members_read()
+            progress(min(1.0, read / total), f"{read:,} of {total:,} members, {page.audience}")
+        add_wait(report, wait(job_ids))
     return report
 
 
@@ -82,8 +84,10 @@ def run_incremental(
 ) -> Report:
     """Settle what earlier runs left running, then send what is queued now.
 
-    A backlog larger than one lease is drained lease after lease until the flush interval
-    is spent; the next scheduled run carries on from there.
+    A backlog larger than one lease is drained lease after lease, without waiting for the
+    jobs of one lease before taking the next (a customer with a job in flight is not
+    leased again, so order holds), until the queue is empty or the flush interval is
+    spent; then the run's jobs are settled, and the next scheduled run carries on.
     """
     check_against_source(runtime, config)
     report = Report("Audience incremental")
@@ -99,13 +103,16 @@ def run_incremental(
     stop_at = clock() + config.flush_interval_seconds
     if config.changes_from != "queue":
         diff.add_to(report, diff.queue_membership_changes(runtime, config))
-    with leases_released_on_failure(runtime, owner):
+    with leases_released_on_failure(runtime, owner), tuned_gc():
         add_wait(report, wait(unsettled(runtime)))
+        job_ids: list[str] = []
         while True:
             plan = incremental.plan_incremental(runtime, config, owner, MAX_LEASE)
             for name in ("leased", "coalesced", "not_exported", "quarantined", "early_flushes"):
                 report.add(name, getattr(plan, name))
-            add_dropped_emails(report, (u for batch in plan.batches for u in batch.users))
-            add_wait(report, wait(add_sends(report, send_many(plan.batches, incremental.KIND))))
+            add_dropped_emails(report, plan.batches)
+            job_ids += add_sends(report, send_many(plan.batches, incremental.KIND))
             if plan.leased < MAX_LEASE or clock() > stop_at:
-                return report
+                break
+        add_wait(report, wait(job_ids))
+    return report

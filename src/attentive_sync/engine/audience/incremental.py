@@ -20,8 +20,9 @@ from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.engine.audience.diff import follows_source
 from attentive_sync.engine.delivery.batching import Batcher
 from attentive_sync.engine.delivery.submit import Batch, make_batch
-from attentive_sync.engine.mapping import Mapper, customer_row
+from attentive_sync.engine.mapping import customer_row
 from attentive_sync.engine.runtime import Runtime
+from attentive_sync.engine.wire import WireMapper
 from attentive_sync.sources.loyalty import load_customers, members_among
 from attentive_sync.store.jobs import JobItem
 from attentive_sync.store.records import QueuedDelta
@@ -71,11 +72,12 @@ def plan_incremental(
     store.deltas.ack([r.seq for r in foreign + overtaken], by=owner)
     plan.not_exported, plan.coalesced = len(foreign), len(overtaken)
     customers = {
-        c["customer_id"]: c for c in load_customers(runtime.source, {r.customer_id for r in kept})
+        c["customer_id"]: c
+        for c in load_customers(runtime.source, {r.customer_id for r in kept}, config.fields_read())
     }
     follows = {r.seq for r in kept if follows_source(config, r.delta_key)}
     current = _members_now(runtime, [r for r in kept if r.seq in follows])
-    mapper, batcher = Mapper(config), Batcher[tuple](config.batch_size)
+    mapper, batcher = WireMapper(config), Batcher[tuple](config.batch_size)
     closed: list[list[tuple]] = []
     for row in kept:
         member = (

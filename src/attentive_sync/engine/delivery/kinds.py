@@ -62,7 +62,12 @@ class Lifecycle(Protocol):
     ) -> None: ...
 
     def after_send(self, runtime: Runtime, items: Sequence[JobItem], owner: str) -> None:
-        """Called once the records ``sendable`` allowed were submitted (or failed)."""
+        """Called once the records ``sendable`` allowed were submitted (or failed), for
+        those no recorded job carries."""
+
+    def send_holder(self, owner: str) -> str | None:
+        """The hold ``sendable`` took for ``owner``, if any: recording a job of these
+        records ends it for the job's customers, in the same transaction."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,9 @@ class Queued:
 
     def after_send(self, runtime: Runtime, items: Sequence[JobItem], owner: str) -> None:
         """Nothing to undo: the lease was the hold."""
+
+    def send_holder(self, owner: str) -> str | None:
+        return None
 
     def accepted(self, runtime: Runtime, items: Sequence[JobItem], by: str) -> None:
         self.queue(runtime).ack([int(i.source_ref) for i in items], by=by)
@@ -181,7 +189,8 @@ class BackfillMember:
         }
         # Only the customers about to be submitted stay held (``after_send`` frees them).
         going = {parsed[ref][2] for ref in allowed}
-        runtime.store.holds.release(holder, [cid for cid in customers if cid not in going])
+        if staying := [cid for cid in customers if cid not in going]:
+            runtime.store.holds.release(holder, staying)
         return allowed
 
     @staticmethod
@@ -190,6 +199,9 @@ class BackfillMember:
 
     def after_send(self, runtime: Runtime, items: Sequence[JobItem], owner: str) -> None:
         runtime.store.holds.release(self.holder(owner), [i.customer_id for i in items])
+
+    def send_holder(self, owner: str) -> str | None:
+        return self.holder(owner)
 
     def accepted(self, runtime: Runtime, items: Sequence[JobItem], by: str) -> None:
         """Nothing to move: the ledger of accepted values is written for every record."""
@@ -204,7 +216,8 @@ class BackfillMember:
     def requeue_as_deltas(runtime: Runtime, refs: Sequence[str], by: str, now: datetime) -> None:
         """Members still in their audience go to the back of the delta queue as ``enter``."""
         deltas = [rebuilt_enter(runtime.source, ref, f"{by}|{ref}", now) for ref in refs]
-        runtime.store.deltas.enqueue([d for d in deltas if d is not None], now=now)
+        if fresh := [d for d in deltas if d is not None]:
+            runtime.store.deltas.enqueue(fresh, now=now)
 
     def rejected(
         self, runtime: Runtime, item: JobItem, code: str, detail: str, payload: Any, by: str
@@ -257,6 +270,9 @@ class Unqueued:
 
     def after_send(self, runtime: Runtime, items: Sequence[JobItem], owner: str) -> None:
         """Nothing was held."""
+
+    def send_holder(self, owner: str) -> str | None:
+        return None
 
     def accepted(self, runtime: Runtime, items: Sequence[JobItem], by: str) -> None:
         """Nothing to move: the ledger of accepted values is written for every record."""

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import TypeVar
 
 from attentive_sync.attentive import (
@@ -36,6 +37,7 @@ from attentive_sync.domain.errors import REJECTED_BY_ATTENTIVE
 from attentive_sync.engine.delivery.kinds import RetryOutcome, lifecycle
 from attentive_sync.engine.delivery.submit import hold_uncertain
 from attentive_sync.engine.runtime import Runtime
+from attentive_sync.engine.stages import stage
 from attentive_sync.store.accepted import AcceptedAttribute
 from attentive_sync.store.jobs import JobItem
 from attentive_sync.store.types import utcnow
@@ -84,13 +86,14 @@ def _fan_out(fn: Callable[[T], R], items: list[T], workers: int) -> list[R]:
 
 
 def _poll_one(runtime: Runtime, job_id: str) -> BulkJob:
-    try:
-        job = runtime.client.get_bulk_job(job_id)
-    except NotFound:
-        # Attentive keeps jobs two weeks; a job it no longer knows is settled as lost.
-        job = BulkJob(job_id, LOST, None, None)
-    finished_at = utcnow() if job.finished else None
-    runtime.store.jobs.update_status(job_id, job.status, finished_at=finished_at)
+    with stage("settle: poll"):
+        try:
+            job = runtime.client.get_bulk_job(job_id)
+        except NotFound:
+            # Attentive keeps jobs two weeks; a job it no longer knows is settled as lost.
+            job = BulkJob(job_id, LOST, None, None)
+        finished_at = utcnow() if job.finished else None
+        runtime.store.jobs.update_status(job_id, job.status, finished_at=finished_at)
     return job
 
 
@@ -111,7 +114,9 @@ def settle_jobs(
 def _claim_and_settle(runtime: Runtime, job: BulkJob, owner: str) -> SettleResult | None:
     # Claimed one job at a time, just before it is settled, and briefly: a run killed
     # while settling holds its job (and the job's customers) back for seconds, not minutes.
-    if not runtime.store.jobs.claim_for_settling([job.job_id], owner, SETTLE_CLAIM_SECONDS):
+    with stage("settle: claim"):
+        claimed = runtime.store.jobs.claim_for_settling([job.job_id], owner, SETTLE_CLAIM_SECONDS)
+    if not claimed:
         return None
     return settle_job(runtime, job)
 
@@ -169,14 +174,24 @@ def _unread(job: BulkJob, exc: AttentiveError) -> _Results:
 def settle_job(runtime: Runtime, job: BulkJob) -> SettleResult:
     """Apply a finished job's results (the caller holds the job's settle claim)."""
     store, now = runtime.store, utcnow()
-    items = store.jobs.items(job.job_id)
+    with stage("settle: items"):
+        items = store.jobs.items(job.job_id)
     if job.status == LOST:
         # Attentive answered 404: if it only does not know the job yet, the job may still
         # land, so its customers wait as after any answer that was lost.
         hold_uncertain(runtime, items)
-    found = _results(runtime, job, len(items))
+    with stage("settle: results"):
+        found = _results(runtime, job, len(items))
     if found.assumed:
         return _settle_unreadable(runtime, job, items, found.assumed)
+    with stage("settle: apply"):
+        return _apply(runtime, job, items, found, now)
+
+
+def _apply(
+    runtime: Runtime, job: BulkJob, items: list[JobItem], found: _Results, now: datetime
+) -> SettleResult:
+    store = runtime.store
     outcome = SettleResult(job.job_id, job.status)
     accepted: list[JobItem] = []
     retry: list[tuple[JobItem, str]] = []

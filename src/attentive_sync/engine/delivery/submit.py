@@ -16,35 +16,50 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any, Generic, TypeVar
 
 from attentive_sync.attentive import AttentiveClient, RequestRejected, RetryableError, StopRun
 from attentive_sync.domain.errors import REJECTED_BY_ATTENTIVE
 from attentive_sync.domain.users import BulkUser
 from attentive_sync.engine.delivery.kinds import lifecycle
 from attentive_sync.engine.runtime import Runtime
+from attentive_sync.engine.stages import stage
 from attentive_sync.store.jobs import JobItem
 from attentive_sync.store.types import utcnow
 
 UNCERTAIN = "uncertain"
+# One user record as the bulk endpoint takes it (``BulkUser.to_wire()``).
+Wire = dict[str, Any]
+U = TypeVar("U", BulkUser, Wire)
+
+
+def wire_of(user: BulkUser | Wire) -> Wire:
+    return user if isinstance(user, dict) else user.to_wire()
 
 
 @dataclass(frozen=True)
 class Batch:
-    """Users for one bulk request and, position by position, where each came from."""
+    """Users for one bulk request, already in wire shape, and, position by position, where
+    each came from (the typed ``BulkUser`` stays at the edges: mapping and tests)."""
 
-    users: tuple[BulkUser, ...]
+    users: tuple[Wire, ...]
     items: tuple[JobItem, ...]
+    # Users sent without the invalid email their source holds (for the run report).
+    dropped_emails: int = 0
 
     def __post_init__(self) -> None:
         if len(self.users) != len(self.items):
             raise ValueError("a batch needs one job item per user")
 
 
-def make_batch(pairs: Sequence[tuple[BulkUser, JobItem]]) -> Batch:
-    return Batch(tuple(u for u, _ in pairs), tuple(i for _, i in pairs))
+def make_batch(pairs: Sequence[tuple[BulkUser | Wire, JobItem]]) -> Batch:
+    dropped = sum(
+        1 for u, _ in pairs if not isinstance(u, dict) and "email" in u.identifiers.dropped
+    )
+    return Batch(tuple(wire_of(u) for u, _ in pairs), tuple(i for _, i in pairs), dropped)
 
 
-def make_batches(pairs: Sequence[tuple[BulkUser, JobItem]], size: int = 256) -> list[Batch]:
+def make_batches(pairs: Sequence[tuple[BulkUser | Wire, JobItem]], size: int = 256) -> list[Batch]:
     return [make_batch(pairs[i : i + size]) for i in range(0, len(pairs), size)]
 
 
@@ -61,18 +76,18 @@ class SendResult:
 
 
 @dataclass(frozen=True)
-class SubmittedJob:
+class SubmittedJob(Generic[U]):
     job_id: str
-    users: tuple[BulkUser, ...]
+    users: tuple[U, ...]
 
 
 @dataclass
-class SubmitOutcome:
-    jobs: list[SubmittedJob] = field(default_factory=list)
-    rejected: list[tuple[BulkUser, str]] = field(default_factory=list)
+class SubmitOutcome(Generic[U]):
+    jobs: list[SubmittedJob[U]] = field(default_factory=list)
+    rejected: list[tuple[U, str]] = field(default_factory=list)
     requests: int = 0
 
-    def merge(self, other: SubmitOutcome) -> SubmitOutcome:
+    def merge(self, other: SubmitOutcome[U]) -> SubmitOutcome[U]:
         self.jobs.extend(other.jobs)
         self.rejected.extend(other.rejected)
         self.requests += other.requests
@@ -81,10 +96,10 @@ class SubmitOutcome:
 
 def submit_isolating(
     client: AttentiveClient,
-    users: Sequence[BulkUser],
-    on_job: Callable[[SubmittedJob], None] = lambda job: None,
-    on_uncertain: Callable[[Sequence[BulkUser]], None] = lambda users: None,
-) -> SubmitOutcome:
+    users: Sequence[U],
+    on_job: Callable[[SubmittedJob[U]], None] = lambda job: None,
+    on_uncertain: Callable[[Sequence[U]], None] = lambda users: None,
+) -> SubmitOutcome[U]:
     """Submit one batch; on a whole-request 400, bisect until the culprits are isolated.
 
     ``on_job`` runs as soon as Attentive accepts a part, before the next part goes: if a
@@ -92,11 +107,12 @@ def submit_isolating(
     an attempt at a part may have left a job nobody recorded. Retryable errors propagate:
     their owner is the client (seconds) or the caller (later).
     """
-    outcome = SubmitOutcome(requests=1)
+    outcome: SubmitOutcome[U] = SubmitOutcome(requests=1)
     try:
-        job_id = client.submit_bulk_users(
-            [u.to_wire() for u in users], on_uncertain=lambda: on_uncertain(users)
-        )
+        with stage("encode and submit"):
+            job_id = client.submit_bulk_users(
+                [wire_of(u) for u in users], on_uncertain=lambda: on_uncertain(users)
+            )
     except RequestRejected as exc:
         if len(users) == 1:
             outcome.rejected.append((users[0], str(exc)))
@@ -117,7 +133,7 @@ def _by_kind(items: Sequence[JobItem]) -> dict[str, list[JobItem]]:
     return kinds
 
 
-def sendable(runtime: Runtime, batch: Batch, owner: str) -> list[tuple[BulkUser, JobItem]]:
+def sendable(runtime: Runtime, batch: Batch, owner: str) -> list[tuple[Wire, JobItem]]:
     """The batch's records that may go now: each kind's own state says (a retried send
     leaves out what a recorded job carries; a queue row must still be ``owner``'s)."""
     allowed = {
@@ -141,25 +157,37 @@ def send_batch(runtime: Runtime, batch: Batch, kind: str, owner: str) -> SendRes
     unrecorded (an uncertain answer, a job that could not be recorded, an answer without
     a job id) holds the batch's customers, so no newer write of theirs overtakes it.
     """
-    pending = sendable(runtime, batch, owner)
+    with stage("send checks"):
+        pending = sendable(runtime, batch, owner)
     items = [item for _, item in pending]
+    recorded: set[int] = set()
     try:
-        result = _submit(runtime, pending, kind, owner)
+        result = _submit(runtime, pending, kind, owner, recorded)
     except (RetryableError, StopRun) as exc:
         if not getattr(exc, "may_have_applied", False):
-            _after_send(runtime, items, owner)  # nothing of it reached Attentive
+            # Nothing of it reached Attentive but the parts already recorded.
+            _after_send(runtime, [i for i in items if id(i) not in recorded], owner)
         raise
     except Exception:
         hold_uncertain(runtime, items)
         raise
-    _after_send(runtime, items, owner)
+    _after_send(runtime, [i for i in items if id(i) not in recorded], owner)
     result.held_back = len(batch.users) - len(pending)
     return result
 
 
 def _after_send(runtime: Runtime, items: Sequence[JobItem], owner: str) -> None:
-    for group in _by_kind(items).values():
-        lifecycle(group[0]).after_send(runtime, group, owner)
+    if not items:
+        return
+    with stage("after send"):
+        for group in _by_kind(items).values():
+            lifecycle(group[0]).after_send(runtime, group, owner)
+
+
+def _send_holder(items: Sequence[JobItem], owner: str) -> str | None:
+    """The send hold these records' kind took, when they are all of one kind."""
+    holders = {lifecycle(item).send_holder(owner) for item in items}
+    return holders.pop() if len(holders) == 1 else None
 
 
 def hold_uncertain(runtime: Runtime, items: Sequence[JobItem]) -> int:
@@ -175,28 +203,36 @@ def hold_uncertain(runtime: Runtime, items: Sequence[JobItem]) -> int:
 
 
 def _submit(
-    runtime: Runtime, pending: list[tuple[BulkUser, JobItem]], kind: str, owner: str
+    runtime: Runtime,
+    pending: list[tuple[Wire, JobItem]],
+    kind: str,
+    owner: str,
+    recorded: set[int],
 ) -> SendResult:
+    """Submit ``pending``; the ids of the items a recorded job carries go in ``recorded``."""
     by_user = {id(u): item for u, item in pending}
     result = SendResult()
     if not pending:
         return result
 
-    def record(job: SubmittedJob) -> None:
+    def record(job: SubmittedJob[Wire]) -> None:
         items = [by_user[id(u)] for u in job.users]
-        runtime.store.jobs.record_job(job.job_id, kind, items, owner)
+        with stage("record job"):
+            runtime.store.jobs.record_job(
+                job.job_id, kind, items, owner, release_holder=_send_holder(items, owner)
+            )
+        recorded.update(id(item) for item in items)
         result.job_ids.append(job.job_id)
         result.records_sent += len(items)
 
-    def hold(users: Sequence[BulkUser]) -> None:
+    def hold(users: Sequence[Wire]) -> None:
         result.uncertain += hold_uncertain(runtime, [by_user[id(u)] for u in users])
 
     outcome = submit_isolating(runtime.client, [u for u, _ in pending], record, hold)
     result.requests = outcome.requests
     for user, message in outcome.rejected:
         item = by_user[id(user)]
-        wire = user.to_wire()
-        lifecycle(item).rejected(runtime, item, REJECTED_BY_ATTENTIVE, message, wire, owner)
+        lifecycle(item).rejected(runtime, item, REJECTED_BY_ATTENTIVE, message, user, owner)
         result.rejected += 1
     return result
 

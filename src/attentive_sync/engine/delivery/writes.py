@@ -136,7 +136,7 @@ def run_writes(
         report.add("writes_unchanged", plan.unchanged)
         report.add("writes_deferred", plan.deferred)
         report.add("writes_quarantined", plan.quarantined)
-        add_dropped_emails(report, (u for batch in plan.batches for u in batch.users))
+        add_dropped_emails(report, plan.batches)
         send_and_wait(report, plan.batches, job_kind, send_many, wait, earlier)
         earlier = []
         if plan.leased < MAX_LEASE or plan.leased == plan.deferred:
