@@ -10,9 +10,11 @@ from hypothesis import strategies as st
 
 from attentive_sync.domain.errors import RecordRejected
 from attentive_sync.domain.export_config import ExportConfig
+from attentive_sync.engine.delivery.submit import make_batch, wire_of
 from attentive_sync.engine.mapping import Mapper
 from attentive_sync.engine.wire import WireMapper
 from attentive_sync.sources.errors import UnreadableValue
+from attentive_sync.store.jobs import JobItem
 
 CONFIG = ExportConfig(
     audiences=["vip", "newsletter"],
@@ -95,14 +97,14 @@ def outcome(map_row):
 def test_wire_mapper_agrees_with_the_typed_mapper(row, vip, newsletter):
     memberships = {"vip": vip} if newsletter is None else {"vip": vip, "newsletter": newsletter}
     typed = outcome(lambda: Mapper(CONFIG).map(row, memberships).to_wire())
-    fast = outcome(lambda: WireMapper(CONFIG).map(row, memberships))
+    fast = outcome(lambda: wire_of(WireMapper(CONFIG).map(row, memberships)))
     assert fast == typed
 
 
 def test_custom_identifiers_take_the_typed_path():
     config = CONFIG.model_copy(update={"extra_identifiers": ["loyalty_id"]})
     row = {"customer_id": 1, "phone": "(415) 555-2671", "loyalty_id": "L1"}
-    wire = WireMapper(config).map(row, {"vip": True})
+    wire = wire_of(WireMapper(config).map(row, {"vip": True}))
     assert wire == Mapper(config).map(row, {"vip": True}).to_wire()
     assert wire["identifiers"]["customIdentifiers"] == [{"key": "loyalty_id", "value": "L1"}]
 
@@ -112,14 +114,26 @@ def test_unusual_value_types_take_the_typed_path():
         pass
 
     row = {"customer_id": 1, "email": "a@b.co", "tier": Tier("Gold"), "points": math.pi}
-    wire = WireMapper(CONFIG).map(row, {"vip": True})
+    wire = wire_of(WireMapper(CONFIG).map(row, {"vip": True}))
     assert wire == Mapper(CONFIG).map(row, {"vip": True}).to_wire()
 
 
 @pytest.mark.parametrize("phone", ["(415) 555-2671", "+14155552671", "415.555.2671"])
 def test_plain_notations_map_to_e164(phone):
-    wire = WireMapper(CONFIG).map({"customer_id": 1, "phone": phone}, {"vip": True})
+    wire = wire_of(WireMapper(CONFIG).map({"customer_id": 1, "phone": phone}, {"vip": True}))
     assert wire == {
         "identifiers": {"phone": "+14155552671"},
         "attributes": {"custom": {"vip": True}},
     }
+
+
+def test_an_invalid_email_beside_another_identifier_is_left_out_and_counted():
+    """The typed path's rule: the email is left out, the record goes on, the batch counts it."""
+    row = {"customer_id": 7, "phone": "(415) 555-2671", "email": "two@@example.com"}
+    user = WireMapper(CONFIG).map(row, {"vip": True})
+    batch = make_batch([(user, JobItem(7, "backfill", "vip", {"vip": True}))])
+    assert batch.users[0]["identifiers"] == {"phone": "+14155552671"}
+    assert batch.dropped_emails == 1
+    with pytest.raises(RecordRejected) as refused:
+        WireMapper(CONFIG).map({"customer_id": 8, "email": "a1039@example."}, {"vip": True})
+    assert refused.value.code == "invalid_email"

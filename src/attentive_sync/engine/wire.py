@@ -18,7 +18,6 @@ from typing import Any
 from attentive_sync.domain.attributes import WELL_KNOWN, _as_type, _is_missing, custom_value
 from attentive_sync.domain.errors import NO_IDENTIFIER, RecordRejected
 from attentive_sync.domain.export_config import ExportConfig
-from attentive_sync.domain.users import BulkUser
 from attentive_sync.domain.identifiers import (
     STANDARD_IDENTIFIERS,
     _bounded,
@@ -27,6 +26,7 @@ from attentive_sync.domain.identifiers import (
     normalize_phone,
 )
 from attentive_sync.domain.phones import fast_e164
+from attentive_sync.domain.users import BulkUser
 from attentive_sync.engine.mapping import Mapper, _decoded
 from attentive_sync.sources.loyalty import check_readable
 

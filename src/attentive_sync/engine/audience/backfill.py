@@ -14,6 +14,7 @@ from typing import Any
 
 from attentive_sync.domain.errors import RecordRejected
 from attentive_sync.domain.export_config import ExportConfig
+from attentive_sync.domain.users import BulkUser
 from attentive_sync.engine.audience.diff import plans_backfill_members
 from attentive_sync.engine.delivery.kinds import BackfillMember
 from attentive_sync.engine.delivery.submit import Batch, Wire, make_batches
@@ -121,8 +122,8 @@ class BackfillPlanner:
         carried: set[str],
         parked: set[str],
         page: BackfillPage,
-    ) -> tuple[list[tuple[Wire, JobItem]], list[dict[str, Any]]]:
-        pairs: list[tuple[Wire, JobItem]] = []
+    ) -> tuple[list[tuple[Wire | BulkUser, JobItem]], list[dict[str, Any]]]:
+        pairs: list[tuple[Wire | BulkUser, JobItem]] = []
         parked_now: list[dict[str, Any]] = []
         for cid in ids:
             item = JobItem(cid, MEMBER.source_kind, refs[cid], {audience: True})
