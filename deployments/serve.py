@@ -11,14 +11,18 @@ in the environment before anything imports Prefect.
 
 from __future__ import annotations
 
+import _thread
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import httpx
+import psutil
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = int(os.environ.get("PREFECT_SERVER_API_PORT", "4200"))
@@ -77,6 +81,58 @@ def serve_deployments(interval_seconds: float | None) -> None:
     serve(*runner_deployments(interval_seconds))
 
 
+@contextmanager
+def one_ctrl_c() -> Iterator[None]:
+    """Make the terminal's Ctrl-C reach this process only, and stop the flow runs from here.
+
+    Ctrl-C sends SIGINT to every process of the terminal's group, so a flow run the runner
+    was just starting would die in the middle of its imports, printing a KeyboardInterrupt
+    traceback. SIGINT is blocked here instead, and so in every flow run started from here
+    (children inherit the mask). One thread takes each SIGINT: it sends SIGTERM to the flow
+    runs (a starting interpreter ends quietly on it; a running flow is stopped by Prefect's
+    own handler) and interrupts this process, which stops the runner as a Ctrl-C would.
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # not on Windows
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+    def take_ctrl_c() -> None:
+        while True:
+            signal.sigwait({signal.SIGINT})
+            _stop_flow_runs(wait=0)
+            _thread.interrupt_main()
+
+    threading.Thread(target=take_ctrl_c, name="ctrl-c", daemon=True).start()
+    try:
+        yield
+    finally:
+        # Runs the runner started while it was stopping end too, before the server does.
+        _stop_flow_runs(wait=10)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _stop_flow_runs(wait: float) -> None:
+    """SIGTERM to every flow run started from here; after ``wait`` seconds, SIGKILL."""
+    runs = [child for child in psutil.Process().children(recursive=True) if _is_flow_run(child)]
+    for run in runs:
+        with suppress(psutil.Error):
+            run.terminate()
+    if wait:
+        _, alive = psutil.wait_procs(runs, timeout=wait)
+        for run in alive:
+            with suppress(psutil.Error):
+                run.kill()
+
+
+def _is_flow_run(process: psutil.Process) -> bool:
+    """A flow run process, not the Prefect server (which is stopped after the runner)."""
+    try:
+        return "server" not in process.cmdline()
+    except psutil.Error:  # it ended meanwhile
+        return False
+
+
 def check_store() -> None:
     """Refuse to start, in one line, when no run could: the state store is not ready."""
     from attentive_sync.settings import SyncSettings
@@ -96,10 +152,15 @@ def main(port: int = DEFAULT_PORT, interval_seconds: float | None = None) -> Non
     check_store()
     if os.environ.get("PREFECT_API_URL"):
         print(f"Serving to the Prefect server at {os.environ['PREFECT_API_URL']}", flush=True)
-        serve_deployments(interval_seconds)
+        try:
+            with one_ctrl_c():
+                serve_deployments(interval_seconds)
+        except KeyboardInterrupt:
+            pass
+        print("Stopped.", flush=True)
         return
     try:
-        with prefect_server(port) as api_url:
+        with prefect_server(port) as api_url, one_ctrl_c():
             os.environ["PREFECT_API_URL"] = api_url
             print(f"Prefect UI: http://{HOST}:{port}  (Ctrl-C stops everything)", flush=True)
             serve_deployments(interval_seconds)
