@@ -176,7 +176,7 @@ def load(
     url: Url = None,
 ) -> None:
     """Load the reference tables (customers, audiences, audience_members, points_ledger,
-    rewards, tiers, program_settings) from files, parents first, whatever the order given.
+    rewards, tiers, program_settings, referrals) from files, parents first, in any order.
 
     A row that cannot be read is reported by line and column and skipped; the good rows are
     loaded. Loading again updates rows by primary key, never duplicates them.
