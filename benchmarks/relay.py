@@ -170,7 +170,7 @@ def report(mode: str, r: dict[str, Any]) -> None:
         *_split_rows(r),
         ("profiles phase (bulk attributes)",
          f"{(r.get('flow_seconds') or r['wall_seconds']) - r['events_seconds']:.1f} s"
-         f" for {counts.get('profiles', 0):,} customers"),
+         f" for {counts.get('profile_writes_queued', 0):,} profile writes"),
         ("accepted / rejected / retry later",
          f"{counts.get('accepted_events', 0):,} / {counts.get('rejected_events', 0):,} / "
          f"{counts.get('retry_later', 0):,}"),
