@@ -10,6 +10,7 @@ from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.engine.checks import ConfigurationError
 from attentive_sync.engine.derived.run import check_source, run_loyalty_changes
 from attentive_sync.engine.loyalty.relay import EventsConfig, run_relay
+from attentive_sync.engine.notices.delivery import Collaborators
 from attentive_sync.engine.runtime import shared_runtime
 from attentive_sync.flows._preflight import PreflightError, preflight, stopped
 from attentive_sync.flows._shell import prefect_deliverer, prefect_sender, publish, thread_pool
@@ -37,12 +38,7 @@ def loyalty_events(
         return stopped(exc)
     events = events or EventsConfig()
     owner = f"loyalty-events:{flow_run.get_id()}"
-
-    collaborators = (
-        prefect_deliverer(events.concurrency),
-        prefect_sender(owner),
-        prefect_waiter(owner, wait_seconds, poll_interval_seconds),
-    )
+    collaborators = _relay_collaborators(owner, events, wait_seconds, poll_interval_seconds)
     report = run_relay(shared_runtime(), config, events, owner, collaborators)
     return publish(report, "loyalty-events-report")
 
@@ -77,11 +73,7 @@ def loyalty_changes(
         return stopped(exc)
     events = events or EventsConfig()
     owner = f"loyalty-changes:{flow_run.get_id()}"
-    collaborators = (
-        prefect_deliverer(events.concurrency),
-        prefect_sender(owner),
-        prefect_waiter(owner, wait_seconds, poll_interval_seconds),
-    )
+    collaborators = _relay_collaborators(owner, events, wait_seconds, poll_interval_seconds)
     try:
         report = run_loyalty_changes(
             shared_runtime(),
@@ -94,3 +86,14 @@ def loyalty_changes(
     except ConfigurationError as exc:  # e.g. program_settings lost its row meanwhile
         return stopped(PreflightError(str(exc)))
     return publish(report, "loyalty-changes-report")
+
+
+def _relay_collaborators(
+    owner: str, events: EventsConfig, wait: float, poll: float
+) -> Collaborators:
+    """Events sent as Prefect tasks, profile bulk sends and the wait subflow, for ``owner``."""
+    return (
+        prefect_deliverer(events.concurrency),
+        prefect_sender(owner),
+        prefect_waiter(owner, wait, poll),
+    )

@@ -18,7 +18,7 @@ tables in (parents first) all come from the SQLAlchemy metadata.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -377,7 +377,3 @@ def _read_parquet(path: Path, chunk_rows: int) -> Iterator[tuple[list[str], Rows
         records = batch.to_pylist()
         yield header, [(line + n, row) for n, row in enumerate(records, start=1)]
         line += len(records)
-
-
-def load_files(engine: Engine, plans: Iterable[LoadPlan]) -> list[LoadResult]:
-    return [load_file(engine, plan) for plan in plans]
