@@ -21,10 +21,12 @@ from support.program import CONFIG, make_runtime
 from attentive_sync.attentive import AttentiveClient, AttentiveError, RecordResult, RetryableError
 from attentive_sync.domain.loyalty.attributes import attribute_names
 from attentive_sync.domain.loyalty.catalogue import EventKey
+from attentive_sync.engine.audience.backfill import BackfillPlanner
 from attentive_sync.engine.audience.export import run_backfill, run_incremental
 from attentive_sync.engine.delivery.collaborators import direct_waiter, thread_pool_sender
 from attentive_sync.engine.delivery.kinds import REBUILT
 from attentive_sync.engine.delivery.settle import settle_jobs
+from attentive_sync.engine.delivery.submit import send_batches
 from attentive_sync.engine.delivery.writes import run_writes
 from attentive_sync.engine.loyalty.relay import EventsConfig, run_relay, thread_deliverer
 from attentive_sync.engine.mapping import Mapper, identifiers_for
@@ -34,7 +36,7 @@ from attentive_sync.sources.loyalty import load_customers
 from attentive_sync.sources.schema import audience_members, customers
 from attentive_sync.store.jobs import JobItem
 from attentive_sync.store.records import NewDelta, NewEvent, NewWrite
-from attentive_sync.store.tables import audience_deltas
+from attentive_sync.store.tables import audience_deltas, customer_holds
 
 FAST_RETRY = {"retry_backoff_seconds": 0.01, "retry_backoff_cap_seconds": 0.01}
 
@@ -626,3 +628,69 @@ def test_a_replayed_write_that_a_newer_one_overtook_stays_closed(runtime, emulat
     assert (len(outcome.requeued), len(outcome.superseded)) == (0, 1)
     run_profile_writes(runtime)
     assert at_emulator(emulator, runtime, cid, "tier") == "Gold"
+
+
+def _backfill_batches(runtime: Runtime, members: int, batch_size: int):
+    config = CONFIG.model_copy(update={"audiences": ["vip"], "batch_size": batch_size})
+    planner = BackfillPlanner(runtime, config, "bf", page_size=members)
+    return next(planner.pages()).batches
+
+
+def _holds_of(runtime: Runtime, holder: str) -> list[int]:
+    with runtime.store.engine.connect() as conn:
+        stmt = select(customer_holds.c.customer_id).where(customer_holds.c.holder == holder)
+        return sorted(conn.scalars(stmt))
+
+
+def test_a_group_of_batches_is_checked_once_and_each_member_goes_its_own_way(
+    any_runtime, emulator, monkeypatch
+):
+    """One page's batches are checked together (one hold, one read of each kind of state);
+    what each member's state says still decides: queued change -> left to the queue, busy
+    customer -> a rebuilt delta, the rest sent; no hold of the run is left behind."""
+    runtime = any_runtime
+    batches = _backfill_batches(runtime, 6, batch_size=2)
+    members = [item.customer_id for batch in batches for item in batch.items]
+    assert len(batches) >= 3  # (one member of the page may be quarantined on mapping)
+    queued, busy = batches[1].items[0].customer_id, batches[-1].items[0].customer_id
+    now = datetime.now(timezone.utc)
+    runtime.store.deltas.enqueue([NewDelta("vip", queued, "enter", now)])
+    runtime.store.holds.hold([busy], "uncertain:x", "uncertain", now + timedelta(minutes=5))
+    holds: list[int] = []
+    real_hold = runtime.store.holds.hold
+
+    def counted(customer_ids, *args, **kwargs):
+        holds.append(len(list(customer_ids)))
+        return real_hold(customer_ids, *args, **kwargs)
+
+    monkeypatch.setattr(runtime.store.holds, "hold", counted)
+
+    results = send_batches(runtime, batches, "audience_backfill", "bf", workers=2)
+
+    assert holds == [len(members)]
+    assert sum(r.records_sent for r in results) == len(members) - 2
+    assert sum(r.held_back for r in results) == 2
+    sent = [c for c in members if c not in (queued, busy)]
+    assert runtime.store.jobs.customers_in_flight(members) == set(sent)
+    submitted = [r.requests for r in results]
+    assert emulator.state.stats()["by_endpoint"]["bulk_user_attributes"]["202"] == sum(submitted)
+    assert _holds_of(runtime, "backfill:bf") == []
+    waiting = {
+        (row["customer_id"], row["delta_key"].startswith(REBUILT)) for row in delta_rows(runtime)
+    }
+    assert waiting == {(queued, False), (busy, True)}
+
+
+def test_a_group_check_that_fails_hands_its_holds_back(any_runtime, emulator, monkeypatch):
+    runtime = any_runtime
+    batches = _backfill_batches(runtime, 4, batch_size=2)
+
+    def broken(*args, **kwargs):
+        raise OperationalError("SELECT", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr("attentive_sync.engine.delivery.kinds.members_among", broken)
+    with pytest.raises(OperationalError):
+        send_batches(runtime, batches, "audience_backfill", "bf", workers=2)
+
+    assert _holds_of(runtime, "backfill:bf") == []
+    assert emulator.state.stats()["by_endpoint"].get("bulk_user_attributes") is None

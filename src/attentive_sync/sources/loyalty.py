@@ -43,6 +43,7 @@ from attentive_sync.sources.schema import (
     customers,
     points_ledger,
 )
+from attentive_sync.store import _sql
 
 Bind = Engine | Connection
 
@@ -126,15 +127,33 @@ def load_customers(
             for c in customers.c
             if wanted is None or c.name in wanted
         ]
+        names = [c.name for c in columns]
+        key = names.index("customer_id")
         base = select(*columns).order_by(customers.c.customer_id)
-        for chunk in _chunks(ids):
-            for raw in conn.execute(base.where(_among(customers.c.customer_id, chunk))).mappings():
-                row = dict(raw)
+        asked = sorted(set(ids))
+        for condition, keep in _id_conditions(customers.c.customer_id, asked):
+            for raw in conn.execute(base.where(condition)):
+                if keep is not None and raw[key] not in keep:
+                    continue
+                row = dict(zip(names, raw, strict=True))
                 for name, read in readers.items():
                     if row[name] is not None:
                         row[name] = read(row[name])
                 rows.append(row)
     return rows
+
+
+def _id_conditions(
+    column: Column[Any], ids: list[int]
+) -> Iterator[tuple[ColumnElement[bool], set[int] | None]]:
+    """Conditions that together select ``ids`` (sorted, unique), each with the ids to keep
+    of what it finds (None: all). Ids that fill most of their span (a page of an audience
+    most customers are in) are one range scan; others are IN lists."""
+    if len(ids) >= _sql.SPAN_MIN and ids[-1] - ids[0] < 2 * len(ids):
+        yield column.between(ids[0], ids[-1]), set(ids)
+        return
+    for chunk in _chunks(ids):
+        yield _among(column, chunk), None
 
 
 def check_readable(row: Mapping[str, Any], fields: Iterable[str]) -> None:
@@ -236,8 +255,15 @@ def members_among(bind: Bind, audience: str, customer_ids: Iterable[int]) -> set
     """Which of ``customer_ids`` are in ``audience`` now."""
     m = audience_members.c
     found: set[int] = set()
+    wanted = sorted(set(customer_ids))
     with _connected(bind) as conn:
-        for chunk in _chunks(customer_ids):
+        if len(wanted) >= _sql.SPAN_MIN:
+            # Many ids (a page of this audience's own keyset walk): one range of the
+            # audience's index, however spread the ids, holds few members beyond them.
+            span = m.customer_id.between(wanted[0], wanted[-1])
+            query = select(m.customer_id).where(m.audience_slug == audience, span)
+            return set(conn.scalars(query)).intersection(wanted)
+        for chunk in _chunks(wanted):
             query = select(m.customer_id).where(
                 m.audience_slug == audience, _among(m.customer_id, chunk)
             )

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import BindParameter, ColumnElement, Table, Text, any_, bindparam, func, select
+import orjson
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Float,
+    LargeBinary,
+    Numeric,
+    Table,
+    Text,
+    any_,
+    bindparam,
+    func,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
@@ -68,6 +82,37 @@ def member_of(
     yield column.in_(select(listed.c.value))
 
 
+# A list of at least SPAN_MIN ids whose span is under SPAN_SPREAD times their count (a page
+# of a keyset walk, a batch of one) is read as one range.
+SPAN_MIN = 64
+SPAN_SPREAD = 16
+
+
+def span_of(ids: Sequence[int]) -> tuple[int, int] | None:
+    """(lowest, highest) of many ids close together, else None.
+
+    One range scan of an index reads rows for all of them in one statement, where probing
+    each id costs per id; the range may also hold rows of ids not asked for, so whoever
+    reads it keeps only the ids asked for.
+    """
+    if len(ids) < SPAN_MIN:
+        return None
+    low, high = min(ids), max(ids)
+    return (low, high) if high - low < SPAN_SPREAD * len(ids) else None
+
+
+def ids_among(
+    conn: Connection, column: ColumnElement[Any], ids: Sequence[int]
+) -> Iterator[ColumnElement[bool]]:
+    """Like ``member_of`` for integer ids, but close-together ids become one range: the
+    rows found may include ids not in ``ids`` (filter them out)."""
+    span = span_of(ids)
+    if span is not None:
+        yield column.between(*span)
+        return
+    yield from member_of(conn, column, ids)
+
+
 def insert_rows(
     conn: Connection,
     table: Table,
@@ -107,18 +152,60 @@ def insert_rows(
         return
     processors = [table.c[name].type._cached_bind_processor(conn.dialect) for name in columns]
     converting = [(n, p) for n, p in enumerate(processors) if p is not None]
-    converted: list[Sequence[Any]] = []
-    for row in rows:
-        values = list(row)
+    converted: list[Sequence[Any]] = list(rows)
+    if converting:
+        # Column by column; a value repeated down a column (a hold's end, a batch's
+        # timestamp) is converted once.
+        by_column = [list(values) for values in zip(*rows, strict=True)]
         for n, process in converting:
-            values[n] = process(values[n])
-        converted.append(tuple(values))
-    places = ", ".join("?" * len(columns))
-    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({places})"
+            values = by_column[n]
+            first = values[0]
+            if all(value is first for value in values):
+                by_column[n] = [process(first)] * len(values)
+            else:
+                by_column[n] = [process(value) for value in values]
+        converted = list(zip(*by_column, strict=True))
+    conflict = ""
     if upsert is not None:
         keys, updated = upsert
         sets = ", ".join(f"{name} = excluded.{name}" for name in updated)
-        sql += f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
+        conflict = f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
         if unless_older is not None:
-            sql += f" WHERE excluded.{unless_older} >= {table.name}.{unless_older}"
-    conn.exec_driver_sql(sql, converted)
+            conflict += f" WHERE excluded.{unless_older} >= {table.name}.{unless_older}"
+    into = f"INSERT INTO {table.name} ({', '.join(columns)})"
+    document = _as_json_rows(table, columns, converted)
+    if document is None:
+        places = ", ".join("?" * len(columns))
+        conn.exec_driver_sql(f"{into} VALUES ({places}){conflict}", converted)
+        return
+    # One JSON parameter read as a table: the driver binds and steps one statement, not
+    # one per row (2-3 times less CPU for a batch of rows). WHERE true lets SQLite parse
+    # an ON CONFLICT after a SELECT.
+    picked = ", ".join(f"json_extract(value, '$[{n}]')" for n in range(len(columns)))
+    sql = f"{into} SELECT {picked} FROM json_each(?) WHERE true{conflict}"
+    conn.exec_driver_sql(sql, (document,))
+
+
+# Only values JSON carries exactly (text, integers, null) go through a JSON document; the
+# rest (a float's last digit, bytes, a value the driver adapts) is bound row by row.
+_JSON_EXACT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+_JSON_EXACT |= orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def _as_json_rows(table: Table, columns: Sequence[str], rows: list[Sequence[Any]]) -> str | None:
+    if not _json_exact_columns(table, tuple(columns)):
+        return None
+    try:
+        return orjson.dumps(rows, option=_JSON_EXACT).decode()
+    except TypeError:
+        return None
+
+
+@functools.lru_cache(maxsize=256)
+def _json_exact_columns(table: Table, columns: tuple[str, ...]) -> bool:
+    """No column of these holds a float or a binary value (bound as such)."""
+    for name in columns:
+        kind = table.c[name].type
+        if isinstance(kind, Float | Numeric | LargeBinary):
+            return False
+    return True

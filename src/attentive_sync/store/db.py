@@ -9,9 +9,11 @@ workers; there row locks (``FOR UPDATE SKIP LOCKED``) do that job.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -58,10 +60,32 @@ def make_engine(
     take SQLite's write lock, or every page read would queue behind the writers.
     """
     parsed = normalise_url(url)
+    engine_kwargs.setdefault("json_serializer", json_text)
+    engine_kwargs.setdefault("json_deserializer", json_value)
     engine = create_engine(parsed, **engine_kwargs)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine, immediate=not read_only)
     return engine
+
+
+def json_text(value: Any) -> str:
+    """JSON columns' encoder: orjson (several times faster than ``json`` on the hot paths
+    that store a job's items and read them back). Like ``json``, it takes non-string dict
+    keys; unlike it, it writes NaN and infinities as null (no column holds them)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def json_value(text: Any) -> Any:
+    """JSON columns' decoder: orjson, with ``json``'s behaviour kept at the edges. A value
+    that is not text raises ``TypeError`` (SQLite hands a number stored in a JSON column
+    back as a number; SQLAlchemy then takes it as it is), and text orjson refuses (a NaN
+    ``json`` once wrote) is read by ``json``."""
+    if not isinstance(text, str | bytes | bytearray | memoryview):
+        raise TypeError(f"JSON text expected, got {type(text).__name__}")
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def _configure_sqlite(engine: Engine, *, immediate: bool = True) -> None:

@@ -52,12 +52,12 @@ class CustomerHolds:
         """Which of ``customer_ids`` a hold (other than ``but``'s) names at ``now``."""
         t, found = customer_holds, set[int]()
         with self._engine.connect() as conn:
-            for among in _sql.member_of(conn, t.c.customer_id, customer_ids):
+            for among in _sql.ids_among(conn, t.c.customer_id, customer_ids):
                 stmt = select(t.c.customer_id).where(
                     among, t.c.until > as_of(now), t.c.holder != but
                 )
                 found.update(conn.execute(stmt).scalars())
-        return found
+        return found.intersection(customer_ids)
 
 
 def release_in(conn: Connection, holder: str, customer_ids: Sequence[int]) -> None:

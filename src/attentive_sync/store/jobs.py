@@ -7,7 +7,6 @@ crash after that point resumes polling the job instead of losing or re-sending i
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from attentive_sync.store import _sql
 from attentive_sync.store.accepted import forget_in
+from attentive_sync.store.db import json_text
 from attentive_sync.store.errors import InvalidRecordError, JobAlreadyRecordedError, UnknownJobError
 from attentive_sync.store.holds import release_in
 from attentive_sync.store.queue import set_inflight
@@ -102,7 +102,9 @@ class JobRepository:
                     set_inflight(conn, table, refs, job_id, owner=run_label)
             if release_holder is not None:
                 release_in(conn, release_holder, [i.customer_id for i in items])
-        return self.get(job_id)
+        return RecordedJob(
+            job_id, kind, SUBMITTED, now, None, len(items), None, None, False, run_label
+        )
 
     def get(self, job_id: str) -> RecordedJob:
         with self._engine.connect() as conn:
@@ -216,7 +218,22 @@ class JobRepository:
 
     def customers_in_flight(self, customer_ids: Sequence[int]) -> set[int]:
         """Which of ``customer_ids`` a job not settled yet carries."""
-        return self._items_among(bulk_job_items.c.customer_id, customer_ids, unsettled=True)
+        column = bulk_job_items.c.customer_id
+        found = self._items_among(column, customer_ids, unsettled=True, ids=True)
+        return found.intersection(customer_ids)
+
+    def carried_for(self, source_kind: str, customer_ids: Sequence[int]) -> set[str]:
+        """The refs of ``source_kind`` that any recorded job carries for these customers
+        (settled or not): ``carried`` looked up by customer, which a page of close ids
+        reads as one range."""
+        t = bulk_job_items.c
+        wanted, found = set(customer_ids), set[str]()
+        job = select(bulk_jobs.c.job_id).where(bulk_jobs.c.job_id == t.job_id)
+        stmt = select(t.customer_id, t.source_ref).where(t.source_kind == source_kind, job.exists())
+        with self._engine.connect() as conn:
+            for among in _sql.ids_among(conn, t.customer_id, customer_ids):
+                found.update(ref for cid, ref in conn.execute(stmt.where(among)) if cid in wanted)
+        return found
 
     def _items_among(
         self,
@@ -224,9 +241,11 @@ class JobRepository:
         values: Sequence[Any],
         *where: ColumnElement[bool],
         unsettled: bool = False,
+        ids: bool = False,
     ) -> set[Any]:
         """The ``values`` of ``column`` that job items matching ``where`` hold (of jobs
-        not settled yet only, with ``unsettled``).
+        not settled yet only, with ``unsettled``). With ``ids`` (integer values), close
+        values are read as one range, which may find values beyond ``values``.
 
         The job is looked up per item found (a correlated EXISTS), never the other way
         round: as a join, SQLite's planner prefers the index on ``settled`` and walks
@@ -238,7 +257,8 @@ class JobRepository:
             job = job.where(UNSETTLED)
         stmt = select(column).where(*where, job.exists())
         with self._engine.connect() as conn:
-            for among in _sql.member_of(conn, column, values):
+            among_values = _sql.ids_among if ids else _sql.member_of
+            for among in among_values(conn, column, values):
                 found.update(conn.execute(stmt.where(among)).scalars())
         return found
 
@@ -257,13 +277,14 @@ def _check_job(kind: str, items: Sequence[JobItem], queue_kinds: Iterable[str]) 
     if not items:
         raise InvalidRecordError("a bulk job carries at least one record")
     try:
-        # One encoding of the whole job; only a failure looks for the culprit.
-        json.dumps([dict(item.attributes) for item in items])
-    except (TypeError, ValueError):
+        # One encoding of the whole job (the JSON columns' own encoder); only a failure
+        # looks for the culprit.
+        json_text([dict(item.attributes) for item in items])
+    except TypeError:
         for item in items:
             try:
-                json.dumps(dict(item.attributes))
-            except (TypeError, ValueError) as exc:
+                json_text(dict(item.attributes))
+            except TypeError as exc:
                 raise InvalidRecordError(
                     f"attributes of customer {item.customer_id}: {exc}"
                 ) from exc

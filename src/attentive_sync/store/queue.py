@@ -292,10 +292,11 @@ class Queue(Generic[N, R]):
         t: Table = self._t
         found: set[tuple[Any, ...]] = set()
         selected = [t.c.customer_id, *[t.c[name] for name in columns]]
+        wanted = set(customer_ids)
         with self._engine.connect() as conn:
-            for among in _sql.member_of(conn, t.c.customer_id, customer_ids):
+            for among in _sql.ids_among(conn, t.c.customer_id, customer_ids):
                 stmt = select(*selected).where(among, t.c.state.in_(UNFINISHED_STATES))
-                found.update(tuple(row) for row in conn.execute(stmt))
+                found.update(tuple(row) for row in conn.execute(stmt) if row[0] in wanted)
         return found
 
     def by_keys(self, keys: Sequence[str]) -> dict[str, R]:

@@ -162,8 +162,11 @@ class BackfillMember:
         The batch's customers are held first, so a delta leased from here on waits for
         this batch's job; a delta already leased or sent shows up in the checks.
         """
-        fresh = set(refs) - runtime.store.jobs.carried(self.source_kind, list(refs))
-        parsed = {ref: self.parse(ref) for ref in fresh}
+        parsed = {ref: self.parse(ref) for ref in refs}
+        carried = runtime.store.jobs.carried_for(
+            self.source_kind, [cid for _, _, cid in parsed.values()]
+        )
+        parsed = {ref: member for ref, member in parsed.items() if ref not in carried}
         customers = [cid for _, _, cid in parsed.values()]
         if not customers:
             return set()
