@@ -80,7 +80,7 @@ def json_value(text: Any) -> Any:
     that is not text raises ``TypeError`` (SQLite hands a number stored in a JSON column
     back as a number; SQLAlchemy then takes it as it is), and text orjson refuses (a NaN
     ``json`` once wrote) is read by ``json``."""
-    if not isinstance(text, str | bytes | bytearray | memoryview):
+    if not isinstance(text, str | bytes | bytearray):
         raise TypeError(f"JSON text expected, got {type(text).__name__}")
     try:
         return orjson.loads(text)
