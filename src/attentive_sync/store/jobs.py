@@ -229,10 +229,16 @@ class JobRepository:
         t = bulk_job_items.c
         wanted, found = set(customer_ids), set[str]()
         job = select(bulk_jobs.c.job_id).where(bulk_jobs.c.job_id == t.job_id)
-        stmt = select(t.customer_id, t.source_ref).where(t.source_kind == source_kind, job.exists())
+        # The kind is compared here, not in SQL: given it, SQLite's planner prefers the
+        # index on (source_kind, source_ref) and walks every item of that kind.
+        stmt = select(t.customer_id, t.source_kind, t.source_ref).where(job.exists())
         with self._engine.connect() as conn:
             for among in _sql.ids_among(conn, t.customer_id, customer_ids):
-                found.update(ref for cid, ref in conn.execute(stmt.where(among)) if cid in wanted)
+                found.update(
+                    ref
+                    for cid, kind, ref in conn.execute(stmt.where(among))
+                    if kind == source_kind and cid in wanted
+                )
         return found
 
     def _items_among(
