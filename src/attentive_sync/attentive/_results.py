@@ -20,9 +20,10 @@ settle a record Attentive refused, or quarantine one it accepted.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 from attentive_sync.attentive._exceptions import ResultsUnreadable
 from attentive_sync.attentive._models import RecordResult
@@ -35,8 +36,8 @@ def parse_result_line(line: str, number: int, position: int) -> RecordResult:
     """Parse one line; ``number`` is its 1-based line number (for errors), ``position`` its
     0-based order among the file's records (the index when the line has none)."""
     try:
-        row = json.loads(line)
-    except ValueError as exc:
+        row = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
         raise ResultsUnreadable(f"results file line {number} is not JSON", line=number) from exc
     if not isinstance(row, dict):
         raise ResultsUnreadable(f"results file line {number} is not a JSON object", line=number)
@@ -44,6 +45,15 @@ def parse_result_line(line: str, number: int, position: int) -> RecordResult:
     scopes: tuple[Mapping[str, Any], ...] = (
         (response, row) if isinstance(response, dict) else (row,)
     )
+    if scopes[0] is response:
+        # The usual line: {"index": n, "response": {"status": 202, ...}, ...}; the first
+        # key looked at answers, so the rest are not.
+        status, index = response.get("status"), row.get("index", position)
+        if type(status) is int and 100 <= status <= 599 and type(index) is int and index >= 0:
+            request = row.get("request")
+            return RecordResult(
+                index, status, _message(scopes), request if isinstance(request, dict) else {}
+            )
     found = [scope[key] for scope in scopes for key in STATUS_KEYS if scope.get(key) is not None]
     if not found:
         raise ResultsUnreadable(

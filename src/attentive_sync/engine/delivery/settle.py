@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
@@ -151,7 +151,9 @@ def _results(runtime: Runtime, job: BulkJob, carried: int) -> _Results:
         for result in runtime.client.iter_bulk_results(job.results_url):
             lines += 1
             if 0 <= result.index < carried:
-                keep = replace(result, request={}) if result.accepted else result
+                keep = result
+                if result.accepted and result.request:
+                    keep = RecordResult(result.index, result.status, result.message, {})
                 results[result.index] = keep
     except ResultsUnreadable as exc:
         if exc.broke_off:
