@@ -26,6 +26,14 @@ def members(runtime, audiences):
         return [tuple(r) for r in conn.execute(stmt)]
 
 
+def customers_in(runtime, audiences) -> dict[int, set[str]]:
+    """Each customer of ``audiences`` with the ones of them they are in."""
+    found: dict[int, set[str]] = {}
+    for audience, cid in members(runtime, audiences):
+        found.setdefault(cid, set()).add(audience)
+    return found
+
+
 def emulator_value(emulator, runtime, customer_id, name):
     """The attribute as the emulator holds it, found through any of the customer's identifiers."""
     (row,) = load_customers(runtime.source, [customer_id])
@@ -53,7 +61,8 @@ def test_backfill_accepts_every_valid_member_and_counts_add_up(any_runtime, emul
     report = backfill(runtime)
     counts = report.counts
     assert report.problems() == []
-    assert counts["members_read"] == len(members(runtime, CONFIG.audiences))
+    # One record per customer, however many of the audiences hold them.
+    assert counts["members_read"] == len(customers_in(runtime, CONFIG.audiences))
     assert counts["jobs_unfinished"] == 0
     assert counts["accepted"] + counts["rejected"] + counts["retried"] == counts["records_sent"]
     assert counts["quarantined"] > 0, "the seed has customers that can never be sent"
@@ -81,7 +90,7 @@ def test_backfill_killed_mid_run_resumes_without_resending(runtime, emulator):
     with pytest.raises(KeyboardInterrupt):
         backfill(runtime, "resume", send=crashing)
     second = backfill(runtime, "resume")
-    # Members whose customer another audience's unsettled job carries wait as enter deltas.
+    # Records whose customer an unsettled job carries wait as enter deltas.
     deferred = second.counts["held_back"]
     assert runtime.store.deltas.counts()["pending"] == deferred
     fresh_total = second.counts["records_sent"] + deferred + len(sent_batches[0].users)
@@ -90,13 +99,34 @@ def test_backfill_killed_mid_run_resumes_without_resending(runtime, emulator):
     # exactly as if it had never stopped: every valid member sent once
     parked = sum(runtime.store.quarantine.summary().values())
     assert parked == second.counts["quarantined"] + second.counts["skipped_already_quarantined"]
-    valid = len(members(runtime, CONFIG.audiences)) - parked
+    valid = len(customers_in(runtime, CONFIG.audiences)) - parked
     assert fresh_total == valid
-    first_ids = {item.customer_id for item in sent_batches[0].items}
-    audience = sent_batches[0].items[0].attributes
-    name = next(iter(audience))
-    for cid in list(first_ids)[:10]:
-        assert runtime.store.accepted.for_customers([cid]).get(cid, {}).get(name) is True
+    for item in sent_batches[0].items[:10]:
+        held = runtime.store.accepted.for_customers([item.customer_id]).get(item.customer_id)
+        assert held == dict.fromkeys(item.attributes, True)
+
+
+def test_a_customer_in_several_audiences_is_one_record_with_every_flag(any_runtime, emulator):
+    runtime = any_runtime
+    audiences = customers_in(runtime, CONFIG.audiences)
+    several = sorted(cid for cid, of in audiences.items() if len(of) > 1)
+    assert several, "the seed has customers in more than one exported audience"
+    report = backfill(runtime)
+    assert report.problems() == []
+    # Attentive got one user record per customer: fewer than one per membership.
+    submitted = sum(job["totalRecords"] for job in emulator.state.list_jobs())
+    assert submitted == report.counts["records_sent"] < len(members(runtime, CONFIG.audiences))
+    ledger = runtime.store.accepted.for_customers(several)
+    both = [cid for cid in several if set(ledger.get(cid, {})) >= audiences[cid]]
+    assert len(both) > len(several) // 2  # the rest cannot be sent (quarantined)
+    for cid in both[:20]:
+        (ref,) = runtime.store.jobs.carried_for("backfill", [cid])
+        assert ref == f"t1|{','.join(sorted(audiences[cid]))}|{cid}"
+        assert all(ledger[cid][name] is True for name in audiences[cid])
+    for cid in both[:10]:
+        values = [emulator_value(emulator, runtime, cid, name) for name in audiences[cid]]
+        if values != [None] * len(values):  # found through an identifier the test can use
+            assert values == [True] * len(values)
 
 
 def test_backfill_can_be_turned_off(runtime):
@@ -209,7 +239,7 @@ def test_unsendable_delta_quarantined_and_the_rest_go_on(runtime, emulator):
 
 def test_resume_checks_run_only_on_pages_an_earlier_run_reached(runtime, emulator):
     from attentive_sync.engine import stages
-    from attentive_sync.engine.audience.backfill import MEMBER, BackfillPlanner
+    from attentive_sync.engine.audience.backfill import MEMBER, BackfillPlanner, walk_key
 
     stages.reset()
     fresh = backfill(runtime, "horizon")
@@ -217,21 +247,19 @@ def test_resume_checks_run_only_on_pages_an_earlier_run_reached(runtime, emulato
     assert "resume checks" not in stages.snapshot()  # a new run key: nothing to check
 
     store = runtime.store
-    audience = CONFIG.audiences[0]
-    prefix = MEMBER.ref("horizon", audience, 0)[:-1]
+    prefix = "horizon|"
     reached = max(
         store.jobs.last_customer_carried(MEMBER.source_kind, prefix),
         store.quarantine.last_customer_parked(MEMBER.source_kind, prefix),
     )
-    ids = sorted(cid for a, cid in members(runtime, [audience]))
+    ids = sorted(customers_in(runtime, CONFIG.audiences))
     assert reached == ids[-1]
-    # The same key again from before its checkpoint: every page up to the last member it
-    # reached is checked, and each member is skipped as sent or parked, never sent twice.
-    store.checkpoints.set("horizon", audience, 0, 0)
-    planner = BackfillPlanner(
-        runtime, CONFIG.model_copy(update={"audiences": [audience]}), "horizon"
-    )
+    # The same key again from before its checkpoint: every page up to the last customer it
+    # reached is checked, and each record is skipped as sent or parked, never sent twice.
+    store.checkpoints.set("horizon", walk_key(CONFIG.audiences), 0, 0)
+    planner = BackfillPlanner(runtime, CONFIG, "horizon", page_size=50)
     pages = list(planner.pages())
+    assert len(pages) > 1
     assert sum(p.skipped + p.skipped_quarantined for p in pages) == len(ids)
     assert all(not p.batches for p in pages)
     assert stages.snapshot()["resume checks"][1] == len(pages)

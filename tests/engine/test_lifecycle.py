@@ -24,7 +24,7 @@ from attentive_sync.domain.loyalty.catalogue import EventKey
 from attentive_sync.engine.audience.backfill import BackfillPlanner
 from attentive_sync.engine.audience.export import run_backfill, run_incremental
 from attentive_sync.engine.delivery.collaborators import direct_waiter, thread_pool_sender
-from attentive_sync.engine.delivery.kinds import REBUILT
+from attentive_sync.engine.delivery.kinds import REBUILT, BackfillMember, rebuilt_enters
 from attentive_sync.engine.delivery.settle import settle_jobs
 from attentive_sync.engine.delivery.submit import send_batches
 from attentive_sync.engine.delivery.writes import run_writes
@@ -694,3 +694,78 @@ def test_a_group_check_that_fails_hands_its_holds_back(any_runtime, emulator, mo
 
     assert _holds_of(runtime, "backfill:bf") == []
     assert emulator.state.stats()["by_endpoint"].get("bulk_user_attributes") is None
+
+
+def test_a_record_ref_holds_every_audience_or_is_split_to_fit():
+    member = BackfillMember()
+    assert member.refs("bf", 7, ("gold", "vip")) == [("bf|gold,vip|7", ("gold", "vip"))]
+    assert member.audiences("bf|gold,vip|7") == ("gold", "vip")
+    assert member.audiences("bf|vip|7") == ("vip",)
+    many = tuple(f"audience_{n:03d}_{'x' * 30}" for n in range(12))
+    refs = member.refs("run|key", 123456, many)
+    assert len(refs) > 1 and all(len(ref) <= 200 for ref, _ in refs)
+    assert [a for _, group in refs for a in group] == list(many)
+    assert all(member.audiences(ref) == group for ref, group in refs)
+
+
+def test_a_record_whose_customer_left_one_audience_sends_the_others_as_enters(
+    any_runtime, emulator
+):
+    """Read as in vip and churn_risk, then gone from churn_risk before the send: the record
+    (which says true for both) is not sent; vip goes to the queue as an enter, which sends
+    what the source says then; churn_risk is never sent true."""
+    runtime = any_runtime
+    m = audience_members.c
+    both = select(m.customer_id).where(m.audience_slug == "vip")
+    stmt = select(m.customer_id).where(m.audience_slug == "churn_risk", m.customer_id.in_(both))
+    with runtime.source.connect() as conn:
+        cid = conn.scalars(stmt.order_by(m.customer_id)).first()
+    assert cid is not None, "the seed has customers in vip and churn_risk"
+    config = CONFIG.model_copy(update={"audiences": ["vip", "churn_risk"], "batch_size": 256})
+    planner = BackfillPlanner(runtime, config, "bf", page_size=4096)
+    (page,) = list(planner.pages())
+    (item,) = [i for batch in page.batches for i in batch.items if i.customer_id == cid]
+    assert item.source_ref == f"bf|churn_risk,vip|{cid}"
+    assert dict(item.attributes) == {"churn_risk": True, "vip": True}
+    with runtime.source.begin() as conn:
+        conn.execute(
+            delete(audience_members).where(m.audience_slug == "churn_risk", m.customer_id == cid)
+        )
+
+    results = send_batches(runtime, page.batches, "audience_backfill", "bf", workers=2)
+
+    assert sum(r.held_back for r in results) == 1
+    assert cid not in runtime.store.jobs.customers_in_flight([cid])
+    waiting = [(r["audience"], r["action"]) for r in delta_rows(runtime) if r["customer_id"] == cid]
+    assert waiting == [("vip", "enter")]
+    until_drained(runtime)
+    held = runtime.store.accepted.for_customers([cid])[cid]
+    assert held.get("vip") is True and "churn_risk" not in held
+
+
+def test_a_quarantined_record_of_two_audiences_replays_as_an_enter_each(runtime):
+    from attentive_sync.engine.replay import rederive
+
+    m = audience_members.c
+    with runtime.source.connect() as conn:
+        cid = conn.scalars(
+            select(m.customer_id).where(m.audience_slug == "vip").order_by(m.customer_id)
+        ).first()
+    ref = BackfillMember.ref("bf", ["newsletter", "vip"], cid)
+    runtime.store.quarantine.add("backfill", ref, "invalid_phone", "bad", customer_id=cid)
+    with runtime.source.begin() as conn:
+        conn.execute(
+            delete(audience_members).where(m.audience_slug == "newsletter", m.customer_id == cid)
+        )
+    entries = tuple(runtime.store.quarantine.list())
+
+    done = rederive(runtime.store, runtime.source, entries)
+    again = rebuilt_enters(
+        runtime.source, ref, f"replay:{entries[0].id}", datetime.now(timezone.utc)
+    )
+
+    assert done["deltas_enqueued"] == 1
+    assert [(r["audience"], r["customer_id"]) for r in delta_rows(runtime)] == [("vip", cid)]
+    # Rebuilding it again gives the same key: the queue stores it once.
+    (rebuilt,) = again
+    assert rebuilt.delta_key == delta_rows(runtime)[0]["delta_key"]

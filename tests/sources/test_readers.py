@@ -16,6 +16,7 @@ from attentive_sync.sources import (
     load_customers,
     points_balances,
 )
+from attentive_sync.sources.loyalty import count_customers_in, iter_membership_pages
 from attentive_sync.sources.schema import audience_members, points_ledger
 from attentive_sync.sources.seed import AUDIENCES
 from tests.sources.conftest import CUSTOMERS
@@ -45,6 +46,32 @@ def test_member_pages_cover_every_member_after_the_cursor_exactly_once(
     assert flat == [cid for cid in _members(engine, slug) if cid > after]
     assert all(len(page) == page_size for page in pages[:-1])
     assert all(0 < len(page) <= page_size for page in pages)
+
+
+@FIXTURE_OK
+@given(
+    slugs=st.lists(st.sampled_from(sorted(AUDIENCES)), min_size=1, max_size=4),
+    page_size=st.integers(1, 700),
+    after=st.integers(0, CUSTOMERS),
+)
+def test_membership_pages_hold_each_customer_once_with_all_their_audiences(
+    engine: Engine, slugs: list[str], page_size: int, after: int
+) -> None:
+    expected: dict[int, set[str]] = {}
+    for slug in set(slugs):
+        for cid in _members(engine, slug):
+            expected.setdefault(cid, set()).add(slug)
+    pages = list(iter_membership_pages(engine, slugs, after, page_size))
+    flat = [entry for page in pages for entry in page]
+    assert flat == [(cid, tuple(sorted(expected[cid]))) for cid in sorted(expected) if cid > after]
+    assert all(len(page) == page_size for page in pages[:-1])
+    assert all(0 < len(page) <= page_size for page in pages)
+    assert count_customers_in(engine, slugs) == len(expected)
+
+
+def test_membership_pages_refuse_an_empty_page(engine: Engine) -> None:
+    with pytest.raises(ValueError, match="page_size"):
+        next(iter_membership_pages(engine, ["vip"], page_size=0))
 
 
 def test_each_page_is_one_bounded_query_and_no_connection_is_held_between_pages(

@@ -1,7 +1,8 @@
 """Replaying quarantined records that are not queue rows: rebuild them from their source.
 
 Queue rows (deltas, attribute writes, events) go back to their queue in the store. A
-backfill member becomes an ``enter`` delta if still a member; a notice recorded before
+backfill record becomes an ``enter`` delta for each of its audiences the customer is
+still in; a notice recorded before
 attribute writes were queued gives back its claim, so the notice's next run sends it
 again; such a profile update needs nothing, since the customer's next loyalty event
 writes the profile afresh.
@@ -13,7 +14,7 @@ from collections import Counter
 
 from sqlalchemy import Engine
 
-from attentive_sync.engine.delivery.kinds import BackfillMember, rebuilt_enter
+from attentive_sync.engine.delivery.kinds import BackfillMember, rebuilt_enters
 from attentive_sync.store.facade import Store
 from attentive_sync.store.quarantine import QuarantineEntry
 from attentive_sync.store.types import utcnow
@@ -28,10 +29,9 @@ def rederive(store: Store, source: Engine, entries: tuple[QuarantineEntry, ...])
     deltas = []
     for entry in entries:
         if entry.source_kind == BackfillMember.source_kind:
-            delta = rebuilt_enter(source, entry.source_ref, f"replay:{entry.id}", now)
-            if delta is not None:
-                deltas.append(delta)
-            done["deltas_enqueued" if delta else "no_longer_members"] += 1
+            rebuilt = rebuilt_enters(source, entry.source_ref, f"replay:{entry.id}", now)
+            deltas.extend(rebuilt)
+            done["deltas_enqueued" if rebuilt else "no_longer_members"] += 1
         elif entry.source_kind == "profile" or entry.source_ref.startswith("profile:"):
             done["profiles_left_to_next_event"] += 1
         else:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 MEANINGS: dict[str, str] = {
-    "members_read": "audience members read from the source",
+    "members_read": "customers read from the exported audiences (a record each, all flags in it)",
     "considered": "customers the computation looked at",
     "eligible": "customers the rules make due for this notice",
     "with_balance": "customers with points left",
@@ -32,8 +32,8 @@ MEANINGS: dict[str, str] = {
     "not_exported": "changes for audiences this configuration does not export",
     "early_flushes": "batches closed early so one customer's two changes go in order",
     "quarantined": "records that can never be sent as they are (see `quarantine list`)",
-    "skipped_already_sent": "members a recorded job of this backfill carries already",
-    "skipped_already_quarantined": "members the quarantine holds already",
+    "skipped_already_sent": "records a recorded job of this backfill carries already",
+    "skipped_already_quarantined": "records the quarantine holds already",
     "writes_leased": "attribute writes this run took",
     "writes_overtaken": "writes a later write of the same customer covers",
     "writes_unchanged": "writes whose values Attentive holds already (not sent)",

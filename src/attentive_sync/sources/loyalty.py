@@ -16,6 +16,9 @@ what a mapping calls to refuse a row whose fields it reads hold one.
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -95,6 +98,49 @@ def iter_audience_member_pages(
     key = audience_members.c.customer_id
     query = select(key).where(audience_members.c.audience_slug == audience)
     return _keyset_pages(bind, query, key, after_customer_id, page_size)
+
+
+def iter_membership_pages(
+    bind: Bind, audiences: Iterable[str], after_customer_id: int = 0, page_size: int = 1000
+) -> Iterator[list[tuple[int, tuple[str, ...]]]]:
+    """Yield, in ascending pages of ``page_size`` customers, each customer who is in any of
+    ``audiences`` (after ``after_customer_id``) with those of ``audiences`` they are in
+    (sorted): one entry per customer, however many of the audiences hold them.
+
+    Each audience is walked by its own keyset pages and the walks are merged by customer
+    id, so every page is a handful of index range scans and memory holds a page per
+    audience. Everything up to a yielded page's last customer has been read.
+    """
+    if page_size < 1:
+        raise ValueError(f"page_size must be at least 1, got {page_size}")
+    walks = [
+        _tagged(slug, iter_audience_member_pages(bind, slug, after_customer_id, page_size))
+        for slug in sorted(set(audiences))
+    ]
+    page: list[tuple[int, tuple[str, ...]]] = []
+    for cid, group in itertools.groupby(heapq.merge(*walks), key=operator.itemgetter(0)):
+        page.append((cid, tuple(slug for _, slug in group)))
+        if len(page) == page_size:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+def _tagged(slug: str, pages: Iterator[list[int]]) -> Iterator[tuple[int, str]]:
+    for ids in pages:
+        for cid in ids:
+            yield cid, slug
+
+
+def count_customers_in(bind: Bind, audiences: Iterable[str]) -> int:
+    """How many customers are in at least one of ``audiences``."""
+    m = audience_members.c
+    stmt = select(func.count(func.distinct(m.customer_id))).where(
+        m.audience_slug.in_(sorted(set(audiences)))
+    )
+    with _connected(bind) as conn:
+        return int(conn.scalar(stmt) or 0)
 
 
 def audience_slugs(bind: Bind) -> list[str]:

@@ -31,6 +31,8 @@ QUEUE_STATES: tuple[str, ...] = ("pending", "leased", "inflight", "done", "quara
 TAKEABLE_STATES: tuple[str, ...] = ("pending", "leased")
 # A row whose change has not reached Attentive yet.
 UNFINISHED_STATES: tuple[str, ...] = ("pending", "leased", "inflight")
+# The longest ``source_ref`` a job item or a quarantine entry holds.
+REF_LENGTH = 200
 # Rows that hold their customer back: held by a worker or a job, or waiting for a retry.
 HELD_STATES: tuple[str, ...] = ("leased", "inflight")
 WAITING_STATES: tuple[str, ...] = ("pending",)
@@ -167,7 +169,7 @@ bulk_job_items = Table(
     Column("idx", Integer, primary_key=True),
     Column("customer_id", BigInteger, nullable=False),
     Column("source_kind", String(16), nullable=False),
-    Column("source_ref", String(200), nullable=False),
+    Column("source_ref", String(REF_LENGTH), nullable=False),
     Column("attributes", JsonValue, nullable=False),
     CheckConstraint(_one_of("source_kind", SOURCE_KINDS), name="source_kind"),
     # A resumed run asks which records a recorded job already carries.
@@ -181,7 +183,7 @@ quarantine = Table(
     metadata,
     Column("id", RowId, primary_key=True, autoincrement=True),
     Column("source_kind", String(16), nullable=False),
-    Column("source_ref", String(200), nullable=False),
+    Column("source_ref", String(REF_LENGTH), nullable=False),
     Column("customer_id", BigInteger),
     Column("reason_code", String(64), nullable=False),
     Column("detail", Text, nullable=False),

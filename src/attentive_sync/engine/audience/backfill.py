@@ -1,13 +1,16 @@
-"""The one-time backfill: page every member of each audience to Attentive, resumably.
+"""The one-time backfill: page every member of the exported audiences to Attentive,
+resumably, as one record per customer carrying every exported audience they are in.
 
-Members are read with keyset pagination, so memory stays flat however large the audience.
-The checkpoint moves only after every batch of a page has been submitted and its job
-recorded, so it never gets ahead of delivery; members a recorded job already carries, or
-the quarantine already holds, are skipped on resume, so nothing is sent or parked twice.
+The audiences are walked together by customer id with keyset pagination, so memory stays
+flat however large they are. The checkpoint moves only after every batch of a page has
+been submitted and its job recorded, so it never gets ahead of delivery; records a
+recorded job already carries, or the quarantine already holds, are skipped on resume, so
+nothing is sent or parked twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,15 +25,29 @@ from attentive_sync.engine.mapping import customer_row
 from attentive_sync.engine.runtime import Runtime
 from attentive_sync.engine.stages import stage
 from attentive_sync.engine.wire import WireMapper
-from attentive_sync.sources.loyalty import iter_audience_member_pages, load_customers
+from attentive_sync.sources.loyalty import (
+    iter_audience_member_pages,
+    iter_membership_pages,
+    load_customers,
+)
 from attentive_sync.store.jobs import JobItem
 
 KIND = "audience_backfill"
 MEMBER = BackfillMember()
+# A page: (customer_id, the exported audiences they are in) per customer, ascending.
+Entries = Sequence[tuple[int, tuple[str, ...]]]
+
+
+def walk_key(audiences: Sequence[str]) -> str:
+    """What a backfill's checkpoint is kept under: the slug of its one audience, or its
+    audiences' slugs joined with ``+`` (a digest of them, were that longer than 200)."""
+    key = "+".join(sorted(set(audiences)))
+    return key if len(key) <= 200 else "+" + hashlib.sha256(key.encode()).hexdigest()
 
 
 @dataclass
 class BackfillPage:
+    # The walk's key: its audience, or its audiences joined with "+".
     audience: str
     last_customer_id: int
     members_read: int
@@ -55,20 +72,31 @@ class BackfillPlanner:
         self._read: dict[str, int] = {}
 
     def pages(self) -> Iterator[BackfillPage]:
-        for audience in self.config.audiences:
-            checkpoint = self.runtime.store.checkpoints.get(self.run_key, audience)
-            after = checkpoint.last_customer_id if checkpoint else 0
-            self._read[audience] = checkpoint.members_read if checkpoint else 0
-            horizon = self._resume_horizon(audience)
-            source = self.runtime.source
-            for ids in iter_audience_member_pages(source, audience, after, self.page_size):
-                yield self._page(audience, ids, resumed=ids[0] <= horizon)
+        audiences = sorted(set(self.config.audiences))
+        if not audiences:
+            return
+        key = walk_key(audiences)
+        checkpoint = self.runtime.store.checkpoints.get(self.run_key, key)
+        after = checkpoint.last_customer_id if checkpoint else 0
+        self._read[key] = checkpoint.members_read if checkpoint else 0
+        horizon = self._resume_horizon()
+        for entries in self._walk(audiences, after):
+            yield self._page(key, entries, resumed=entries[0][0] <= horizon)
 
-    def _resume_horizon(self, audience: str) -> int:
+    def _walk(self, audiences: list[str], after: int) -> Iterator[Entries]:
+        source, size = self.runtime.source, self.page_size
+        if len(audiences) > 1:
+            yield from iter_membership_pages(source, audiences, after, size)
+            return
+        (only,) = audiences
+        for ids in iter_audience_member_pages(source, only, after, size):
+            yield [(cid, (only,)) for cid in ids]
+
+    def _resume_horizon(self) -> int:
         """The highest customer id an earlier run of this key sent or parked: pages past it
         were never touched (only the pages from the checkpoint up to it can have been, by
         a run stopped mid-page or one that read ahead), so they skip the resume checks."""
-        prefix = MEMBER.ref(self.run_key, audience, 0)[:-1]
+        prefix = f"{self.run_key}|"
         store = self.runtime.store
         return max(
             store.jobs.last_customer_carried(MEMBER.source_kind, prefix),
@@ -86,28 +114,38 @@ class BackfillPlanner:
             self.run_key, page.audience, page.last_customer_id, self._read[page.audience]
         )
 
-    def _page(self, audience: str, ids: Sequence[int], resumed: bool = True) -> BackfillPage:
-        page = BackfillPage(audience, last_customer_id=ids[-1], members_read=len(ids))
+    def _page(self, key: str, entries: Entries, resumed: bool = True) -> BackfillPage:
+        ids = [cid for cid, _ in entries]
         if plans_backfill_members(self.config):
             # Before anything is sent: the membership diff must know whom a job may carry.
-            self.runtime.store.sent_members.add(audience, ids)
-        refs = {cid: MEMBER.ref(self.run_key, audience, cid) for cid in ids}
+            by_audience: dict[str, list[int]] = {}
+            for cid, audiences in entries:
+                for audience in audiences:
+                    by_audience.setdefault(audience, []).append(cid)
+            for audience, members in by_audience.items():
+                self.runtime.store.sent_members.add(audience, members)
+        records = [
+            (cid, ref, audiences)
+            for cid, of_customer in entries
+            for ref, audiences in MEMBER.refs(self.run_key, cid, of_customer)
+        ]
+        page = BackfillPage(key, last_customer_id=ids[-1], members_read=len(records))
         carried: set[str] = set()
         parked: set[str] = set()
         if resumed:
             with stage("resume checks"):
-                store = self.runtime.store
-                carried = store.jobs.carried(MEMBER.source_kind, list(refs.values()))
-                parked = store.quarantine.open_refs(MEMBER.source_kind, list(refs.values()))
+                store, refs = self.runtime.store, [ref for _, ref, _ in records]
+                carried = store.jobs.carried(MEMBER.source_kind, refs)
+                parked = store.quarantine.open_refs(MEMBER.source_kind, refs)
         with stage("read customers"):
             rows = {
                 row["customer_id"]: row
                 for row in load_customers(self.runtime.source, ids, self._fields)
             }
         with stage("map"):
-            pairs, parked_now = self._map(audience, ids, rows, refs, carried, parked, page)
+            pairs, parked_now = self._map(records, rows, carried, parked, page)
         with stage("quarantine"):
-            # One transaction for the page's quarantined members, not one each.
+            # One transaction for the page's quarantined records, not one each.
             self.runtime.store.quarantine.add_many(parked_now)
         page.quarantined = len(parked_now)
         page.batches = make_batches(pairs, self.config.batch_size)
@@ -115,35 +153,37 @@ class BackfillPlanner:
 
     def _map(
         self,
-        audience: str,
-        ids: Sequence[int],
+        records: list[tuple[int, str, tuple[str, ...]]],
         rows: dict[int, dict[str, Any]],
-        refs: dict[int, str],
         carried: set[str],
         parked: set[str],
         page: BackfillPage,
     ) -> tuple[list[tuple[Wire | BulkUser, JobItem]], list[dict[str, Any]]]:
         pairs: list[tuple[Wire | BulkUser, JobItem]] = []
         parked_now: list[dict[str, Any]] = []
-        for cid in ids:
-            item = JobItem(cid, MEMBER.source_kind, refs[cid], {audience: True})
-            if refs[cid] in carried:
+        flags: dict[tuple[str, ...], dict[str, bool]] = {}
+        for cid, ref, audiences in records:
+            if ref in carried:
                 page.skipped += 1
                 continue
-            if refs[cid] in parked:
+            if ref in parked:
                 page.skipped_quarantined += 1
                 continue
+            memberships = flags.get(audiences)
+            if memberships is None:
+                memberships = flags[audiences] = dict.fromkeys(audiences, True)
+            item = JobItem(cid, MEMBER.source_kind, ref, memberships)
             try:
-                pairs.append((self.mapper.map(customer_row(rows, cid), {audience: True}), item))
+                pairs.append((self.mapper.map(customer_row(rows, cid), memberships), item))
             except RecordRejected as exc:
                 parked_now.append(
                     {
                         "source_kind": MEMBER.source_kind,
-                        "source_ref": item.source_ref,
+                        "source_ref": ref,
                         "customer_id": cid,
                         "reason_code": exc.code,
                         "detail": exc.detail,
-                        "payload": {"audience": audience},
+                        "payload": {"audiences": list(audiences)},
                     }
                 )
         return pairs, parked_now

@@ -194,7 +194,7 @@ def _seed(conn: Connection, audience: str) -> None:
         {"audience": audience, "customer_id": cid}
         for chosen in (unsettled, parked)
         for ref, cid in conn.execute(chosen)
-        if BackfillMember.parse(ref)[1] == audience
+        if audience in BackfillMember.audiences(ref)
     ]
     for chunk in _sql.chunks(carried, 5_000):
         stmt = _sql.upsert_insert(conn, sent).on_conflict_do_nothing(

@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sqlalchemy import func, select
-
 from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.engine.audience import backfill, diff, incremental
 from attentive_sync.engine.checks import check_against_source
@@ -23,14 +21,8 @@ from attentive_sync.engine.gctuning import tuned_gc
 from attentive_sync.engine.prefetch import prefetched
 from attentive_sync.engine.report import Report, add_dropped_emails
 from attentive_sync.engine.runtime import Runtime
-from attentive_sync.sources.schema import audience_members
+from attentive_sync.sources.loyalty import count_customers_in
 from attentive_sync.store.queue import MAX_LEASE
-
-
-def count_members(runtime: Runtime, audiences: list[str]) -> int:
-    stmt = select(func.count()).where(audience_members.c.audience_slug.in_(audiences))
-    with runtime.source.connect() as conn:
-        return int(conn.scalar(stmt) or 0)
 
 
 def run_backfill(
@@ -55,7 +47,7 @@ def run_backfill(
         report.notes.append("existing_users is off: no backfill")
         return report
     check_against_source(runtime, config)
-    total = max(1, count_members(runtime, config.audiences))
+    total = max(1, count_customers_in(runtime.source, config.audiences))
     planner = backfill.BackfillPlanner(runtime, config, run_key)
     # Jobs an interrupted run recorded but never settled are settled with this run's own.
     job_ids = unsettled(runtime, backfill.KIND)
@@ -69,7 +61,7 @@ def run_backfill(
             report.add("skipped_already_sent", page.skipped)
             report.add("skipped_already_quarantined", page.skipped_quarantined)
             read = planner.members_read()
-            progress(min(1.0, read / total), f"{read:,} of {total:,} members, {page.audience}")
+            progress(min(1.0, read / total), f"{read:,} of {total:,} customers, {page.audience}")
         add_wait(report, wait(job_ids))
     return report
 

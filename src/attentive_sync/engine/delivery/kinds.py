@@ -31,6 +31,7 @@ from attentive_sync.sources.loyalty import is_member, members_among
 from attentive_sync.store.jobs import JobItem
 from attentive_sync.store.queue import Queue
 from attentive_sync.store.records import NewDelta
+from attentive_sync.store.tables import REF_LENGTH
 from attentive_sync.store.types import utcnow
 
 JOB_FAILED = "job_failed"
@@ -141,33 +142,64 @@ def release_leases(runtime: Runtime, owner: str, error: str, now: datetime) -> R
 
 @dataclass(frozen=True)
 class BackfillMember:
-    """``source_ref`` is ``run_key|audience|customer_id``."""
+    """One record per customer (of a page), carrying every exported audience they are in:
+    ``source_ref`` is ``run_key|audiences|customer_id``, the audiences comma-separated
+    (one slug for a customer in one audience; slugs hold no ``,`` nor ``|``)."""
 
     source_kind: str = "backfill"
 
     @staticmethod
-    def ref(run_key: str, audience: str, customer_id: int) -> str:
-        return f"{run_key}|{audience}|{customer_id}"
+    def ref(run_key: str, audience: str | Sequence[str], customer_id: int) -> str:
+        listed = audience if isinstance(audience, str) else ",".join(audience)
+        return f"{run_key}|{listed}|{customer_id}"
+
+    @staticmethod
+    def refs(
+        run_key: str, customer_id: int, audiences: Sequence[str]
+    ) -> list[tuple[str, tuple[str, ...]]]:
+        """The customer's record ref with its audiences: one, or as few as the store's
+        200 characters of a ref hold, each with its share of the audiences."""
+        groups: list[tuple[str, ...]] = []
+        current: list[str] = []
+        for audience in audiences:
+            longer = BackfillMember.ref(run_key, [*current, audience], customer_id)
+            if current and len(longer) > REF_LENGTH:
+                groups.append(tuple(current))
+                current = []
+            current.append(audience)
+        groups.append(tuple(current))
+        return [(BackfillMember.ref(run_key, group, customer_id), group) for group in groups]
 
     @staticmethod
     def parse(ref: str) -> tuple[str, str, int]:
+        """``(run_key, audiences as listed, customer_id)``."""
         run_key, audience, customer = ref.rsplit("|", 2)
         return run_key, audience, int(customer)
 
-    def sendable(self, runtime: Runtime, refs: Sequence[str], owner: str) -> set[str]:
-        """Members no recorded job carries and still members now, whose audience has no
-        change of theirs queued (the queue has the later word) and whose customer no
-        unfinished job or hold names; those go to the back of the delta queue instead.
+    @staticmethod
+    def audiences(ref: str) -> tuple[str, ...]:
+        return tuple(BackfillMember.parse(ref)[1].split(","))
 
-        The batch's customers are held first, so a delta leased from here on waits for
-        this batch's job; a delta already leased or sent shows up in the checks.
+    def sendable(self, runtime: Runtime, refs: Sequence[str], owner: str) -> set[str]:
+        """Records no recorded job carries whose customer is still in each of the record's
+        audiences, has no change of theirs queued in any (the queue has the later word),
+        and is not named by an unfinished job or a hold. Of any other record, the
+        audiences the customer is still in with nothing queued go to the back of the delta
+        queue instead (as ``enter`` deltas, which send the source's membership then).
+
+        The records' customers are held first, so a delta leased from here on waits for
+        their job; a delta already leased or sent shows up in the checks.
         """
         parsed = {ref: self.parse(ref) for ref in refs}
         carried = runtime.store.jobs.carried_for(
             self.source_kind, [cid for _, _, cid in parsed.values()]
         )
-        parsed = {ref: member for ref, member in parsed.items() if ref not in carried}
-        customers = [cid for _, _, cid in parsed.values()]
+        records = {
+            ref: (tuple(listed.split(",")), cid)
+            for ref, (_, listed, cid) in parsed.items()
+            if ref not in carried
+        }
+        customers = [cid for _, cid in records.values()]
         if not customers:
             return set()
         # Held as long as an uncertain submission: if this process dies mid-submit, the
@@ -178,21 +210,28 @@ class BackfillMember:
         busy = runtime.store.jobs.customers_in_flight(customers)
         busy |= runtime.store.holds.held(customers, now=now, but=holder)
         queued = {(a, c) for c, a in runtime.store.deltas.unfinished(customers, "audience")}
-        members: set[tuple[str, int]] = set()
-        for audience in {audience for _, audience, _ in parsed.values()}:
-            among = [cid for _, a, cid in parsed.values() if a == audience]
-            members |= {(audience, cid) for cid in members_among(runtime.source, audience, among)}
-        members -= queued
-        deferred = [
-            ref for ref, (_, a, cid) in parsed.items() if (a, cid) in members and cid in busy
-        ]
-        self.requeue_as_deltas(runtime, deferred, owner, now)
-        allowed = {
-            ref for ref, (_, a, cid) in parsed.items() if (a, cid) in members and cid not in busy
+        among: dict[str, list[int]] = {}
+        for audiences, cid in records.values():
+            for audience in audiences:
+                among.setdefault(audience, []).append(cid)
+        members = {
+            (audience, cid)
+            for audience, cids in among.items()
+            for cid in members_among(runtime.source, audience, cids)
         }
+        members -= queued
+        allowed: set[str] = set()
+        deferred: list[tuple[str, tuple[str, ...]]] = []
+        for ref, (audiences, cid) in records.items():
+            going = tuple(a for a in audiences if (a, cid) in members)
+            if len(going) == len(audiences) and cid not in busy:
+                allowed.add(ref)
+            elif going:
+                deferred.append((ref, going))
+        self.requeue_as_deltas(runtime, deferred, owner, now)
         # Only the customers about to be submitted stay held (``after_send`` frees them).
-        going = {parsed[ref][2] for ref in allowed}
-        if staying := [cid for cid in customers if cid not in going]:
+        going_customers = {records[ref][1] for ref in allowed}
+        if staying := [cid for cid in customers if cid not in going_customers]:
             runtime.store.holds.release(holder, staying)
         return allowed
 
@@ -212,15 +251,23 @@ class BackfillMember:
     def retry_later(
         self, runtime: Runtime, failed: Sequence[tuple[JobItem, str]], by: str, now: datetime
     ) -> RetryOutcome:
-        self.requeue_as_deltas(runtime, [item.source_ref for item, _ in failed], by, now)
+        records = [(item.source_ref, self.audiences(item.source_ref)) for item, _ in failed]
+        self.requeue_as_deltas(runtime, records, by, now)
         return RetryOutcome(retried=len(failed))
 
     @staticmethod
-    def requeue_as_deltas(runtime: Runtime, refs: Sequence[str], by: str, now: datetime) -> None:
-        """Members still in their audience go to the back of the delta queue as ``enter``."""
-        deltas = [rebuilt_enter(runtime.source, ref, f"{by}|{ref}", now) for ref in refs]
-        if fresh := [d for d in deltas if d is not None]:
-            runtime.store.deltas.enqueue(fresh, now=now)
+    def requeue_as_deltas(
+        runtime: Runtime, records: Sequence[tuple[str, Sequence[str]]], by: str, now: datetime
+    ) -> None:
+        """For each ``(ref, audiences)``, the audiences the customer is still in go to the
+        back of the delta queue as ``enter`` deltas."""
+        deltas = [
+            delta
+            for ref, audiences in records
+            for delta in rebuilt_enters(runtime.source, ref, f"{by}|{ref}", now, audiences)
+        ]
+        if deltas:
+            runtime.store.deltas.enqueue(deltas, now=now)
 
     def rejected(
         self, runtime: Runtime, item: JobItem, code: str, detail: str, payload: Any, by: str
@@ -252,14 +299,27 @@ def is_rebuilt(delta_key: str) -> bool:
     return delta_key.startswith(REBUILT)
 
 
-def rebuilt_enter(source: Engine, ref: str, origin: str, now: datetime) -> NewDelta | None:
-    """The ``enter`` delta that re-sends a backfill member, if they are still a member;
-    ``origin`` (what failed or was replayed) makes its key, so doing it twice stores one."""
-    _, audience, customer_id = BackfillMember.parse(ref)
-    if not is_member(source, audience, customer_id):
-        return None
-    key = REBUILT + hashlib.sha256(origin.encode()).hexdigest()[:40]
-    return NewDelta(audience, customer_id, "enter", now, key)
+def rebuilt_enters(
+    source: Engine,
+    ref: str,
+    origin: str,
+    now: datetime,
+    audiences: Sequence[str] | None = None,
+) -> list[NewDelta]:
+    """The ``enter`` deltas that re-send a backfill record: one per audience of it (of
+    ``audiences`` only, when given) the customer is still in. ``origin`` (what failed or
+    was replayed) makes each key, so doing it twice stores one."""
+    _, listed, customer_id = BackfillMember.parse(ref)
+    of_ref = listed.split(",")
+    deltas = []
+    for audience in of_ref if audiences is None else audiences:
+        if not is_member(source, audience, customer_id):
+            continue
+        # A record of one audience keeps the key it always had.
+        named = origin if len(of_ref) == 1 else f"{origin}|{audience}"
+        key = REBUILT + hashlib.sha256(named.encode()).hexdigest()[:40]
+        deltas.append(NewDelta(audience, customer_id, "enter", now, key))
+    return deltas
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,11 @@ later write of the same value is sent rather than skipped.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
@@ -262,24 +263,48 @@ def wait_and_settle(
 ) -> WaitResult:
     """Poll the jobs together until each is settled or the deadline passes.
 
+    The jobs a poll finds finished are settled on a thread of their own while the next
+    slice is polled, so downloads and ledger writes overlap the status reads (``settle``
+    runs in a copy of the caller's context: a Prefect task called there belongs to the
+    caller's flow run). A settlement that fails ends the wait with its error.
+
     Jobs still unfinished at the deadline stay unsettled in the store; a later run picks
     them up, so nothing is waited on twice and nothing is lost.
     """
     pending = list(dict.fromkeys(job_ids))
     result = WaitResult()
     stop_at = clock() + deadline_seconds
-    while pending:
-        done: set[str] = set()
-        # Oldest first, a slice at a time, so a long backlog cannot overrun the deadline.
-        for start in range(0, len(pending), POLL_SLICE):
-            finished = [job for job in poll(pending[start : start + POLL_SLICE]) if job.finished]
-            result.settled.extend(settle(finished))
-            done |= {job.job_id for job in finished}
-            if clock() > stop_at:
-                break
-        pending = [job_id for job_id in pending if job_id not in done]
-        if not pending or clock() + poll_interval > stop_at:
-            break
-        sleep(poll_interval)
+    settling: list[Future[list[SettleResult]]] = []
+
+    def collect(block: bool) -> None:
+        while settling and (block or settling[0].done()):
+            result.settled.extend(settling.pop(0).result())
+
+    with ThreadPoolExecutor(1, thread_name_prefix="settle") as settler:
+        try:
+            while pending:
+                done: set[str] = set()
+                # Oldest first, a slice at a time, so a long backlog cannot overrun the
+                # deadline.
+                for start in range(0, len(pending), POLL_SLICE):
+                    polled = poll(pending[start : start + POLL_SLICE])
+                    if finished := [job for job in polled if job.finished]:
+                        run = contextvars.copy_context().run
+                        settling.append(settler.submit(run, settle, finished))
+                    done |= {job.job_id for job in finished}
+                    collect(block=False)
+                    if clock() > stop_at:
+                        break
+                pending = [job_id for job_id in pending if job_id not in done]
+                if not pending or clock() + poll_interval > stop_at:
+                    break
+                sleep(poll_interval)
+        except BaseException:
+            # The wait failed: settlements not started yet are dropped (their jobs are not
+            # claimed, so a later run settles them); a running one ends before this does.
+            for future in settling:
+                future.cancel()
+            raise
+        collect(block=True)
     result.unfinished = pending
     return result
