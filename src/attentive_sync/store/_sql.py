@@ -62,6 +62,14 @@ def literal_in(name: str, values: Sequence[str]) -> BindParameter[Any]:
     return bindparam(name, list(values), expanding=True, literal_execute=True)
 
 
+def json_list(values: Sequence[Any]) -> str:
+    """``values`` as a JSON array (orjson; ``json`` for what orjson refuses)."""
+    try:
+        return orjson.dumps(values).decode()
+    except TypeError:
+        return json.dumps(values)
+
+
 def member_of(
     conn: Connection, column: ColumnElement[Any], values: Iterable[Any]
 ) -> Iterator[ColumnElement[bool]]:
@@ -78,7 +86,7 @@ def member_of(
     if conn.dialect.name == "postgresql":
         yield column == any_(bindparam(None, values, type_=ARRAY(column.type)))
         return
-    listed = func.json_each(bindparam(None, json.dumps(values), type_=Text)).table_valued("value")
+    listed = func.json_each(bindparam(None, json_list(values), type_=Text)).table_valued("value")
     yield column.in_(select(listed.c.value))
 
 

@@ -7,7 +7,6 @@ Attentive hold for this customer" without asking Attentive (support, audits, tes
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -87,7 +86,7 @@ def forget_in(conn: Connection, pairs: Iterable[tuple[int, str]]) -> None:
     if conn.dialect.name == "sqlite":
         # One JSON parameter read as a table: no bound parameter (and no expression
         # object) per pair, and the primary key still finds each one.
-        listed = func.json_each(bindparam(None, json.dumps(unique), type_=Text)).table_valued(
+        listed = func.json_each(bindparam(None, _sql.json_list(unique), type_=Text)).table_valued(
             "value"
         )
         pair = select(

@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 from attentive_sync.attentive import AttentiveClient, RequestRejected, RetryableError, StopRun
 from attentive_sync.domain.errors import REJECTED_BY_ATTENTIVE
 from attentive_sync.domain.users import BulkUser
-from attentive_sync.engine.delivery.kinds import lifecycle
+from attentive_sync.engine.delivery.kinds import LIFECYCLES, lifecycle
 from attentive_sync.engine.runtime import Runtime
 from attentive_sync.engine.stages import stage
 from attentive_sync.store.jobs import JobItem
@@ -201,7 +201,7 @@ def _after_send(runtime: Runtime, items: Sequence[JobItem], owner: str) -> None:
 
 def _send_holder(items: Sequence[JobItem], owner: str) -> str | None:
     """The send hold these records' kind took, when they are all of one kind."""
-    holders = {lifecycle(item).send_holder(owner) for item in items}
+    holders = {LIFECYCLES[kind].send_holder(owner) for kind in {i.source_kind for i in items}}
     return holders.pop() if len(holders) == 1 else None
 
 
