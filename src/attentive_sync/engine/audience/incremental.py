@@ -14,6 +14,7 @@ job carrying an earlier write of theirs is unfinished.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from attentive_sync.domain.errors import RecordRejected
 from attentive_sync.domain.export_config import ExportConfig
@@ -22,6 +23,7 @@ from attentive_sync.engine.delivery.batching import Batcher
 from attentive_sync.engine.delivery.submit import Batch, make_batch
 from attentive_sync.engine.mapping import customer_row
 from attentive_sync.engine.runtime import Runtime
+from attentive_sync.engine.stages import stage
 from attentive_sync.engine.wire import WireMapper
 from attentive_sync.sources.loyalty import load_customers, members_among
 from attentive_sync.store.jobs import JobItem
@@ -64,21 +66,38 @@ def plan_incremental(
 ) -> IncrementalPlan:
     """Lease pending deltas and turn them into batches; overtaken and foreign ones are done."""
     store = runtime.store
-    rows = store.deltas.lease(limit, runtime.sync.lease_seconds, owner)
-    plan = IncrementalPlan(leased=len(rows))
+    with stage("lease"):
+        rows = store.deltas.lease(limit, runtime.sync.lease_seconds, owner)
+    plan, fields = IncrementalPlan(leased=len(rows)), config.fields_read()
     exported = set(config.audiences)
     foreign = [r for r in rows if r.audience not in exported]
     kept, overtaken = coalesce([r for r in rows if r.audience in exported])
     store.deltas.ack([r.seq for r in foreign + overtaken], by=owner)
     plan.not_exported, plan.coalesced = len(foreign), len(overtaken)
-    customers = {
-        c["customer_id"]: c
-        for c in load_customers(runtime.source, {r.customer_id for r in kept}, config.fields_read())
-    }
-    follows = {r.seq for r in kept if follows_source(config, r.delta_key)}
-    current = _members_now(runtime, [r for r in kept if r.seq in follows])
+    with stage("read customers"):
+        ids = {r.customer_id for r in kept}
+        customers = {c["customer_id"]: c for c in load_customers(runtime.source, ids, fields)}
+        follows = {r.seq for r in kept if follows_source(config, r.delta_key)}
+        current = _members_now(runtime, [r for r in kept if r.seq in follows])
+    with stage("map"):
+        _map_rows(runtime, config, owner, kept, customers, follows, current, plan)
+    return plan
+
+
+def _map_rows(
+    runtime: Runtime,
+    config: ExportConfig,
+    owner: str,
+    kept: list[QueuedDelta],
+    customers: dict[int, dict[str, Any]],
+    follows: set[int],
+    current: set[tuple[str, int]],
+    plan: IncrementalPlan,
+) -> None:
+    store = runtime.store
     mapper, batcher = WireMapper(config), Batcher[tuple](config.batch_size)
     closed: list[list[tuple]] = []
+    refused: dict[tuple[str, str], list[int]] = {}
     for row in kept:
         member = (
             (row.audience, row.customer_id) in current
@@ -89,13 +108,15 @@ def plan_incremental(
         try:
             user = mapper.map(customer_row(customers, row.customer_id), membership)
         except RecordRejected as exc:
-            store.deltas.quarantine([row.seq], exc.code, exc.detail, by=owner)
+            refused.setdefault((exc.code, exc.detail), []).append(row.seq)
             plan.quarantined += 1
             continue
         item = JobItem(row.customer_id, "delta", str(row.seq), membership)
         closed.extend(batcher.add(row.customer_id, (user, item)))
     if len(batcher):
         closed.append(batcher.drain())
+    # One transaction per reason, not one per record.
+    for (code, detail), seqs in refused.items():
+        store.deltas.quarantine(seqs, code, detail, by=owner)
     plan.early_flushes = batcher.early_flushes
     plan.batches = [make_batch(pairs) for pairs in closed]
-    return plan
