@@ -238,3 +238,19 @@ def test_an_emulator_results_file_cut_mid_way_is_unreadable():
             for _ in client.iter_bulk_results(url):
                 seen += 1
     assert 0 < seen < 256 and info.value.line == seen
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"index": 0, "response": {"status": 400, "message": "bad \\ud83d emoji"}}',
+        '{"index": 0, "response": {"status": 400, "score": NaN}}',
+    ],
+)
+def test_a_line_only_the_standard_json_reader_takes_is_still_a_record(line):
+    """orjson refuses a lone surrogate escape and NaN; such a line is a readable record,
+    not an unreadable file (which would count the whole job as applied)."""
+    from attentive_sync.attentive._results import parse_result_line
+
+    result = parse_result_line(line, 1, 0)
+    assert (result.index, result.status, result.accepted) == (0, 400, False)

@@ -769,3 +769,35 @@ def test_a_quarantined_record_of_two_audiences_replays_as_an_enter_each(runtime)
     # Rebuilding it again gives the same key: the queue stores it once.
     (rebuilt,) = again
     assert rebuilt.delta_key == delta_rows(runtime)[0]["delta_key"]
+
+
+def test_a_batch_that_fails_in_a_group_sent_one_by_one_hands_the_rest_back(
+    any_runtime, emulator, monkeypatch
+):
+    """Sent one batch at a time, a failure stops the group: the batches after it are not
+    sent now, and their customers are not left held (a retry of the group sends them)."""
+    runtime = any_runtime
+    batches = _backfill_batches(runtime, 6, batch_size=2)
+    calls: list[int] = []
+    real_submit = runtime.client.submit_bulk_users
+
+    def flaky(users, on_uncertain=None):
+        calls.append(len(users))
+        if len(calls) == 2:
+            raise RetryableError("429 from Attentive")
+        return real_submit(users, on_uncertain)
+
+    monkeypatch.setattr(runtime.client, "submit_bulk_users", flaky)
+    with pytest.raises(RetryableError):
+        send_batches(runtime, batches, "audience_backfill", "bf", workers=1)
+
+    first = {item.customer_id for item in batches[0].items}
+    assert _holds_of(runtime, "backfill:bf") == []
+    assert (
+        runtime.store.jobs.customers_in_flight([i.customer_id for b in batches for i in b.items])
+        == first
+    )
+    monkeypatch.setattr(runtime.client, "submit_bulk_users", real_submit)
+    again = send_batches(runtime, batches, "audience_backfill", "bf", workers=1)
+    sent = sum(r.records_sent for r in again)
+    assert sent == sum(len(b.items) for b in batches[1:])

@@ -20,6 +20,7 @@ settle a record Attentive refused, or quarantine one it accepted.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,8 +37,8 @@ def parse_result_line(line: str, number: int, position: int) -> RecordResult:
     """Parse one line; ``number`` is its 1-based line number (for errors), ``position`` its
     0-based order among the file's records (the index when the line has none)."""
     try:
-        row = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
+        row = _loads(line)
+    except ValueError as exc:
         raise ResultsUnreadable(f"results file line {number} is not JSON", line=number) from exc
     if not isinstance(row, dict):
         raise ResultsUnreadable(f"results file line {number} is not a JSON object", line=number)
@@ -70,6 +71,15 @@ def parse_result_line(line: str, number: int, position: int) -> RecordResult:
         message=_message(scopes),
         request=request if isinstance(request, dict) else {},
     )
+
+
+def _loads(line: str) -> Any:
+    """orjson, and ``json`` for what orjson alone refuses (a lone surrogate escape in a
+    message, a NaN): such a line is still a readable record."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)
 
 
 def _first(scopes: tuple[Mapping[str, Any], ...], keys: tuple[str, ...]) -> Any:

@@ -303,9 +303,9 @@ def members_among(bind: Bind, audience: str, customer_ids: Iterable[int]) -> set
     found: set[int] = set()
     wanted = sorted(set(customer_ids))
     with _connected(bind) as conn:
-        if len(wanted) >= _sql.SPAN_MIN:
-            # Many ids (a page of this audience's own keyset walk): one range of the
-            # audience's index, however spread the ids, holds few members beyond them.
+        if _sql.span_of(wanted) is not None:
+            # Many ids close together (a page of a keyset walk): one range of the
+            # audience's index holds few members beyond them.
             span = m.customer_id.between(wanted[0], wanted[-1])
             query = select(m.customer_id).where(m.audience_slug == audience, span)
             return set(conn.scalars(query)).intersection(wanted)

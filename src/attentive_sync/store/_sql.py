@@ -196,17 +196,20 @@ def insert_rows(
 
 # Only values JSON carries exactly (text, integers, null) go through a JSON document; the
 # rest (a float's last digit, bytes, a value the driver adapts) is bound row by row.
+# Integers past 2**53 (which SQLite's JSON reader may take as REAL) and strings holding a
+# NUL (which ``json_extract`` cuts there) are bound row by row too.
 _JSON_EXACT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-_JSON_EXACT |= orjson.OPT_PASSTHROUGH_SUBCLASS
+_JSON_EXACT |= orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_STRICT_INTEGER
 
 
 def _as_json_rows(table: Table, columns: Sequence[str], rows: list[Sequence[Any]]) -> str | None:
     if not _json_exact_columns(table, tuple(columns)):
         return None
     try:
-        return orjson.dumps(rows, option=_JSON_EXACT).decode()
+        document = orjson.dumps(rows, option=_JSON_EXACT).decode()
     except TypeError:
         return None
+    return None if "\\u0000" in document else document
 
 
 @functools.lru_cache(maxsize=256)

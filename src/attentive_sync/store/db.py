@@ -10,6 +10,7 @@ workers; there row locks (``FOR UPDATE SKIP LOCKED``) do that job.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -71,21 +72,32 @@ def make_engine(
 def json_text(value: Any) -> str:
     """JSON columns' encoder: orjson (several times faster than ``json`` on the hot paths
     that store a job's items and read them back). Like ``json``, it takes non-string dict
-    keys; unlike it, it writes NaN and infinities as null (no column holds them)."""
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    keys; unlike it, it writes NaN and infinities as null (no column holds them). An integer
+    past 64 bits is written by ``json``."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        # An integer past 64 bits, which orjson refuses and ``json`` writes exactly.
+        return json.dumps(value)
 
 
 def json_value(text: Any) -> Any:
     """JSON columns' decoder: orjson, with ``json``'s behaviour kept at the edges. A value
     that is not text raises ``TypeError`` (SQLite hands a number stored in a JSON column
     back as a number; SQLAlchemy then takes it as it is), and text orjson refuses (a NaN
-    ``json`` once wrote) is read by ``json``."""
+    ``json`` once wrote) or would misread (an integer past 64 bits) is read by ``json``."""
     if not isinstance(text, str | bytes | bytearray):
         raise TypeError(f"JSON text expected, got {type(text).__name__}")
+    if _LONG_NUMBER.search(text if isinstance(text, str) else bytes(text).decode()):
+        # orjson would read an integer past 64 bits as a float.
+        return json.loads(text)
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return json.loads(text)
+
+
+_LONG_NUMBER = re.compile(r"\d{19}")
 
 
 def _configure_sqlite(engine: Engine, *, immediate: bool = True) -> None:

@@ -222,25 +222,6 @@ class JobRepository:
         found = self._items_among(column, customer_ids, unsettled=True, ids=True)
         return found.intersection(customer_ids)
 
-    def carried_for(self, source_kind: str, customer_ids: Sequence[int]) -> set[str]:
-        """The refs of ``source_kind`` that any recorded job carries for these customers
-        (settled or not): ``carried`` looked up by customer, which a page of close ids
-        reads as one range."""
-        t = bulk_job_items.c
-        wanted, found = set(customer_ids), set[str]()
-        job = select(bulk_jobs.c.job_id).where(bulk_jobs.c.job_id == t.job_id)
-        # The kind is compared here, not in SQL: given it, SQLite's planner prefers the
-        # index on (source_kind, source_ref) and walks every item of that kind.
-        stmt = select(t.customer_id, t.source_kind, t.source_ref).where(job.exists())
-        with self._engine.connect() as conn:
-            for among in _sql.ids_among(conn, t.customer_id, customer_ids):
-                found.update(
-                    ref
-                    for cid, kind, ref in conn.execute(stmt.where(among))
-                    if kind == source_kind and cid in wanted
-                )
-        return found
-
     def _items_among(
         self,
         column: ColumnElement[Any],

@@ -191,9 +191,9 @@ class BackfillMember:
         their job; a delta already leased or sent shows up in the checks.
         """
         parsed = {ref: self.parse(ref) for ref in refs}
-        carried = runtime.store.jobs.carried_for(
-            self.source_kind, [cid for _, _, cid in parsed.values()]
-        )
+        # By ref (one index probe each): by customer would read every record a job ever
+        # carried for them.
+        carried = runtime.store.jobs.carried(self.source_kind, list(refs))
         records = {
             ref: (tuple(listed.split(",")), cid)
             for ref, (_, listed, cid) in parsed.items()

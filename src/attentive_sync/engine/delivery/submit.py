@@ -271,7 +271,16 @@ def send_batches(
     def send(batch: Batch) -> SendResult:
         return send_batch(runtime, batch, kind, owner, allowed)
 
-    if workers <= 1:
-        return [send(b) for b in batches]
-    with ThreadPoolExecutor(min(workers, len(batches)), thread_name_prefix="bulk-send") as pool:
-        return list(pool.map(send, batches))
+    if workers > 1:
+        # Every batch is started (each hands back what it holds and does not send).
+        with ThreadPoolExecutor(min(workers, len(batches)), thread_name_prefix="bulk-send") as pool:
+            return list(pool.map(send, batches))
+    results: list[SendResult] = []
+    for n, batch in enumerate(batches):
+        try:
+            results.append(send(batch))
+        except BaseException:
+            # The batches after this one will not go now: hand back their holds.
+            _after_send(runtime, [i for b in batches[n + 1 :] for i in b.items], owner)
+            raise
+    return results
