@@ -195,8 +195,8 @@ def _id_conditions(
     """Conditions that together select ``ids`` (sorted, unique), each with the ids to keep
     of what it finds (None: all). Ids that fill most of their span (a page of an audience
     most customers are in) are one range scan; others are IN lists."""
-    if len(ids) >= _sql.SPAN_MIN and ids[-1] - ids[0] < 2 * len(ids):
-        yield column.between(ids[0], ids[-1]), set(ids)
+    if (span := _sql.span_of(ids, spread=2)) is not None:
+        yield column.between(*span), set(ids)
         return
     for chunk in _chunks(ids):
         yield _among(column, chunk), None

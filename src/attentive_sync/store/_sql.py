@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -25,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
+from attentive_sync.store.db import json_text
 from attentive_sync.store.errors import StoreError
 
 T = TypeVar("T")
@@ -62,14 +62,6 @@ def literal_in(name: str, values: Sequence[str]) -> BindParameter[Any]:
     return bindparam(name, list(values), expanding=True, literal_execute=True)
 
 
-def json_list(values: Sequence[Any]) -> str:
-    """``values`` as a JSON array (orjson; ``json`` for what orjson refuses)."""
-    try:
-        return orjson.dumps(values).decode()
-    except TypeError:
-        return json.dumps(values)
-
-
 def member_of(
     conn: Connection, column: ColumnElement[Any], values: Iterable[Any]
 ) -> Iterator[ColumnElement[bool]]:
@@ -86,7 +78,7 @@ def member_of(
     if conn.dialect.name == "postgresql":
         yield column == any_(bindparam(None, values, type_=ARRAY(column.type)))
         return
-    listed = func.json_each(bindparam(None, json_list(values), type_=Text)).table_valued("value")
+    listed = func.json_each(bindparam(None, json_text(values), type_=Text)).table_valued("value")
     yield column.in_(select(listed.c.value))
 
 
@@ -96,8 +88,9 @@ SPAN_MIN = 64
 SPAN_SPREAD = 16
 
 
-def span_of(ids: Sequence[int]) -> tuple[int, int] | None:
-    """(lowest, highest) of many ids close together, else None.
+def span_of(ids: Sequence[int], spread: int = SPAN_SPREAD) -> tuple[int, int] | None:
+    """(lowest, highest) of many ids close together (spanning under ``spread`` times their
+    count), else None.
 
     One range scan of an index reads rows for all of them in one statement, where probing
     each id costs per id; the range may also hold rows of ids not asked for, so whoever
@@ -106,7 +99,7 @@ def span_of(ids: Sequence[int]) -> tuple[int, int] | None:
     if len(ids) < SPAN_MIN:
         return None
     low, high = min(ids), max(ids)
-    return (low, high) if high - low < SPAN_SPREAD * len(ids) else None
+    return (low, high) if high - low < spread * len(ids) else None
 
 
 def ids_among(

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, Text, bindparam, delete, func, select, tuple_
 from sqlalchemy.engine import Connection
 
 from attentive_sync.store import _sql
+from attentive_sync.store.db import json_text
 from attentive_sync.store.tables import accepted_attributes
 
 
@@ -86,7 +87,7 @@ def forget_in(conn: Connection, pairs: Iterable[tuple[int, str]]) -> None:
     if conn.dialect.name == "sqlite":
         # One JSON parameter read as a table: no bound parameter (and no expression
         # object) per pair, and the primary key still finds each one.
-        listed = func.json_each(bindparam(None, _sql.json_list(unique), type_=Text)).table_valued(
+        listed = func.json_each(bindparam(None, json_text(unique), type_=Text)).table_valued(
             "value"
         )
         pair = select(

@@ -19,7 +19,7 @@ from attentive_sync.domain.errors import RecordRejected
 from attentive_sync.domain.export_config import ExportConfig
 from attentive_sync.domain.users import BulkUser
 from attentive_sync.engine.audience.diff import plans_backfill_members
-from attentive_sync.engine.delivery.kinds import BackfillMember
+from attentive_sync.engine.delivery.kinds import BackfillMember, by_audience
 from attentive_sync.engine.delivery.submit import Batch, Wire, make_batches
 from attentive_sync.engine.mapping import customer_row
 from attentive_sync.engine.runtime import Runtime
@@ -118,11 +118,7 @@ class BackfillPlanner:
         ids = [cid for cid, _ in entries]
         if plans_backfill_members(self.config):
             # Before anything is sent: the membership diff must know whom a job may carry.
-            by_audience: dict[str, list[int]] = {}
-            for cid, audiences in entries:
-                for audience in audiences:
-                    by_audience.setdefault(audience, []).append(cid)
-            for audience, members in by_audience.items():
+            for audience, members in by_audience(entries).items():
                 self.runtime.store.sent_members.add(audience, members)
         records = [
             (cid, ref, audiences)

@@ -18,7 +18,7 @@ lifecycle here, and nowhere else does code ask which kind a record is:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -140,6 +140,15 @@ def release_leases(runtime: Runtime, owner: str, error: str, now: datetime) -> R
     return outcome
 
 
+def by_audience(records: Iterable[tuple[int, Iterable[str]]]) -> dict[str, list[int]]:
+    """Customer ids by audience, from ``(customer_id, their audiences)`` pairs."""
+    grouped: dict[str, list[int]] = {}
+    for cid, audiences in records:
+        for audience in audiences:
+            grouped.setdefault(audience, []).append(cid)
+    return grouped
+
+
 @dataclass(frozen=True)
 class BackfillMember:
     """One record per customer (of a page), carrying every exported audience they are in:
@@ -210,10 +219,7 @@ class BackfillMember:
         busy = runtime.store.jobs.customers_in_flight(customers)
         busy |= runtime.store.holds.held(customers, now=now, but=holder)
         queued = {(a, c) for c, a in runtime.store.deltas.unfinished(customers, "audience")}
-        among: dict[str, list[int]] = {}
-        for audiences, cid in records.values():
-            for audience in audiences:
-                among.setdefault(audience, []).append(cid)
+        among = by_audience((cid, audiences) for audiences, cid in records.values())
         members = {
             (audience, cid)
             for audience, cids in among.items()
