@@ -9,9 +9,11 @@ custom attributes through the bulk path, like every other flow.
 
 from __future__ import annotations
 
+import contextvars
 import json
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence, Set
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,6 +34,7 @@ from attentive_sync.engine.delivery.collaborators import (
 from attentive_sync.engine.delivery.kinds import retry_rows
 from attentive_sync.engine.delivery.retry import RetryPolicy
 from attentive_sync.engine.delivery.writes import run_writes
+from attentive_sync.engine.gctuning import tuned_gc
 from attentive_sync.engine.loyalty import events
 from attentive_sync.engine.loyalty.events import EventsConfig
 from attentive_sync.engine.mapping import identifiers_for
@@ -84,13 +87,18 @@ def plan_relay(
     owner: str,
     now: datetime,
     topics: Sequence[str] = (),
+    *,
+    skip: Set[int] = frozenset(),
+    limit: int = MAX_LEASE,
 ) -> RelayPlan:
-    limit = min(MAX_LEASE, cfg.max_events_per_run)
+    """Lease and map up to ``limit`` next events; rows this run leased already and
+    planned (``skip``) are not planned again."""
+    limit = min(limit, MAX_LEASE, cfg.max_events_per_run)
     lease_seconds = runtime.sync.lease_seconds
     only = {"topic": topics} if topics else None
     queue = runtime.store.events
     # What this run already holds first (events it queued itself), then the queue's next.
-    rows = queue.get(queue.leased_by(owner))
+    rows = queue.get([seq for seq in queue.leased_by(owner) if seq not in skip])
     if len(rows) < limit:
         rows += queue.lease(limit - len(rows), lease_seconds, owner, only=only)
     plan = RelayPlan(rows)
@@ -124,10 +132,7 @@ def deliver(runtime: Runtime, sends: Sequence[tuple[int, CustomEvent]], workers:
     customer's later events wait for the retry too, so they never overtake it.
     """
     result = Delivery()
-    by_customer: dict[str, list[tuple[int, CustomEvent]]] = {}
-    for seq, event in sends:
-        key = json.dumps(event.user.to_wire(), sort_keys=True)
-        by_customer.setdefault(key, []).append((seq, event))
+    by_customer = by_recipient(sends)
 
     def in_order(pairs: list[tuple[int, CustomEvent]]) -> None:
         for n, (seq, event) in enumerate(pairs):
@@ -144,6 +149,34 @@ def deliver(runtime: Runtime, sends: Sequence[tuple[int, CustomEvent]], workers:
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="events") as pool:
         list(pool.map(in_order, by_customer.values()))
     return result
+
+
+def by_recipient(
+    sends: Sequence[tuple[int, CustomEvent]],
+) -> dict[str, list[tuple[int, CustomEvent]]]:
+    """The sends grouped by who receives them (their identifiers), each group in order."""
+    groups: dict[str, list[tuple[int, CustomEvent]]] = {}
+    for seq, event in sends:
+        key = json.dumps(event.user.to_wire(), sort_keys=True)
+        groups.setdefault(key, []).append((seq, event))
+    return groups
+
+
+def recipient_chunks(
+    sends: Sequence[tuple[int, CustomEvent]], size: int
+) -> list[list[tuple[int, CustomEvent]]]:
+    """The sends in chunks of about ``size`` that never split one recipient's events, so
+    chunks may go out side by side without a recipient's events overtaking each other."""
+    chunks: list[list[tuple[int, CustomEvent]]] = []
+    current: list[tuple[int, CustomEvent]] = []
+    for group in by_recipient(sends).values():
+        if current and len(current) + len(group) > size:
+            chunks.append(current)
+            current = []
+        current.extend(group)
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def record_rewards_sent(
@@ -225,10 +258,8 @@ def run_relay(
         "dropped",
         "quarantined",
     )
-    with leases_released_on_failure(runtime, owner):
-        while report.counts["leased"] < cfg.max_events_per_run:
-            if not _relay_round(runtime, export, cfg, owner, deliver_many, topics, report):
-                break
+    with leases_released_on_failure(runtime, owner), tuned_gc():
+        _relay_rounds(runtime, export, cfg, owner, deliver_many, topics, report)
         if cfg.update_profiles:
             writes = (send_many, wait)
             run_writes(runtime, export, owner, WRITE_KINDS, KIND, writes, report)
@@ -241,7 +272,17 @@ def run_relay(
     return report
 
 
-def _relay_round(
+@dataclass
+class _Sending:
+    """A chunk of events handed to the sending thread, with what applying it needs."""
+
+    future: Future[list[Delivery]]
+    plan: RelayPlan
+    users: Mapping[int, Any]
+    now: datetime
+
+
+def _relay_rounds(
     runtime: Runtime,
     export: ExportConfig,
     cfg: EventsConfig,
@@ -249,12 +290,86 @@ def _relay_round(
     deliver_many: DeliverMany,
     topics: Sequence[str],
     report: Report,
-) -> bool:
-    """One lease's worth; False when the queue had nothing to lease."""
-    now = utcnow()
-    plan = plan_relay(runtime, export, cfg, owner, now, topics)
-    if not plan.rows:
-        return False
+) -> None:
+    """Lease after lease until the queue is drained or the run's share is taken, keeping
+    the rate budget in use: chunks go out side by side with the next one queued, and the
+    next lease is planned while the last chunks of the current one go out. What went out
+    is applied (acked, quarantined, retried) chunk by chunk as it comes back.
+
+    Order per recipient holds: a chunk never splits one recipient's events, and a lease
+    skips every customer with a row leased and unexpired, so a lease planned early cannot
+    take a customer of one still going out. If the run fails, what came back is applied
+    first, chunks not started are dropped (their rows are still leased, and the caller
+    hands them back), and the error propagates.
+    """
+    planned: set[int] = set()
+    sending: deque[_Sending] = deque()
+
+    def apply_oldest() -> None:
+        done = sending.popleft()
+        for delivery in done.future.result():
+            _apply_chunk(runtime, done.plan, done.users, delivery, owner, done.now, report)
+
+    with ThreadPoolExecutor(SENDING_SIDE_BY_SIDE, thread_name_prefix="relay-send") as sender:
+        try:
+            while report.counts["leased"] < cfg.max_events_per_run:
+                now = utcnow()
+                # The first lease is small, so sending starts soon; the next ones are
+                # planned while sending goes on.
+                limit = MAX_LEASE if planned else FIRST_LEASE
+                plan = plan_relay(
+                    runtime, export, cfg, owner, now, topics, skip=planned, limit=limit
+                )
+                if not plan.rows:
+                    if not sending:
+                        break
+                    # Every customer left may be one still going out: try again after.
+                    while sending:
+                        apply_oldest()
+                    continue
+                planned.update(row.seq for row in plan.rows)
+                _account_plan(runtime, cfg, owner, plan, now, report)
+                users = {seq: event.user for seq, event in plan.sends}
+                for chunk in recipient_chunks(plan.sends, CHUNK):
+                    run = contextvars.copy_context().run
+                    future = sender.submit(run, deliver_many, [chunk])
+                    sending.append(_Sending(future, plan, users, now))
+                    # Chunks going out and one waiting: apply the rest as they return.
+                    while len(sending) > SENDING_SIDE_BY_SIDE + 1:
+                        apply_oldest()
+            while sending:
+                apply_oldest()
+        except BaseException:
+            _apply_returned(sending, runtime, owner, report)
+            raise
+
+
+def _apply_returned(sending: deque[_Sending], runtime: Runtime, owner: str, report: Report) -> None:
+    """On a failed run: apply the chunks that came back, drop those not started."""
+    for item in sending:
+        item.future.cancel()
+    for item in sending:
+        if item.future.cancelled():
+            continue
+        try:
+            deliveries = item.future.result()
+        except BaseException:  # the failure being raised, or another one: not applied
+            continue
+        for delivery in deliveries:
+            _apply_chunk(runtime, item.plan, item.users, delivery, owner, item.now, report)
+    sending.clear()
+
+
+def _account_plan(
+    runtime: Runtime,
+    cfg: EventsConfig,
+    owner: str,
+    plan: RelayPlan,
+    now: datetime,
+    report: Report,
+) -> None:
+    """What a lease decided before anything is sent: counts, quarantine, the events that
+    need no send acked, and the profile writes of the customers whose events go out."""
     report.add("leased", len(plan.rows))
     report.add("stale_sent", plan.stale_sent)
     report.add("invalid_emails_dropped", plan.dropped_emails)
@@ -271,21 +386,30 @@ def _relay_round(
             if row.seq in sent:
                 rounds[row.customer_id] = max(row.seq, rounds.get(row.customer_id, 0))
         report.add("profile_writes_queued", enqueue_profiles(runtime, cfg, rounds, now))
-    users = {seq: event.user for seq, event in plan.sends}
-    for delivery in deliver_many(chunked(plan.sends, 500)):
-        record_rewards_sent(runtime, plan.rows, delivery.accepted, now)
-        parked = apply_delivery(runtime, delivery, owner, now)
-        report.add("accepted_events", len(delivery.accepted))
-        external = sum(users[seq].external_only for seq in delivery.accepted)
-        report.add("events_external_ids_only", external)
-        report.add("rejected_events", len(delivery.rejected))
-        report.add("retry_later", len(delivery.retry) - parked)
-        report.add("retries_exhausted", parked)
-    return True
 
 
+def _apply_chunk(
+    runtime: Runtime,
+    plan: RelayPlan,
+    users: Mapping[int, Any],
+    delivery: Delivery,
+    owner: str,
+    now: datetime,
+    report: Report,
+) -> None:
+    record_rewards_sent(runtime, plan.rows, delivery.accepted, now)
+    parked = apply_delivery(runtime, delivery, owner, now)
+    report.add("accepted_events", len(delivery.accepted))
+    external = sum(users[seq].external_only for seq in delivery.accepted)
+    report.add("events_external_ids_only", external)
+    report.add("rejected_events", len(delivery.rejected))
+    report.add("retry_later", len(delivery.retry) - parked)
+    report.add("retries_exhausted", parked)
+
+
+CHUNK = 500
+# Two chunks go out at once, so a request waiting out a 429 at the end of one chunk does not
+# leave the rate budget unused until it returns; the client's bucket keeps the pace.
+SENDING_SIDE_BY_SIDE = 2
+FIRST_LEASE = CHUNK * (SENDING_SIDE_BY_SIDE + 1)
 _FINISHED = frozenset({"not_selected", "stale_skipped", "dropped"})
-
-
-def chunked(items: list, size: int) -> list[list]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
