@@ -12,12 +12,24 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Table, func, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 from attentive_sync.store import _sql
 from attentive_sync.store.accepted import forget_in
-from attentive_sync.store.db import json_text
+from attentive_sync.store.db import json_text, json_value
 from attentive_sync.store.errors import InvalidRecordError, JobAlreadyRecordedError, UnknownJobError
 from attentive_sync.store.holds import release_in
 from attentive_sync.store.queue import set_inflight
@@ -147,18 +159,17 @@ class JobRepository:
         serialise on the job rows; on SQLite every write transaction does.
         """
         now = as_of(now)
-        t = bulk_jobs.c
-        free = or_(t.settle_owner.is_(None), t.settle_expires_at <= now, t.settle_owner == owner)
+        values = {"owner": owner, "now": now, "until": now + timedelta(seconds=seconds)}
         claimed: list[str] = []
         with self._engine.begin() as conn:
-            for among in _sql.member_of(conn, t.job_id, job_ids):
-                stmt = (
-                    update(bulk_jobs)
-                    .where(among, t.settled.is_(False), free)
-                    .values(settle_owner=owner, settle_expires_at=now + timedelta(seconds=seconds))
-                    .returning(t.job_id)
-                )
-                claimed.extend(conn.execute(stmt).scalars())
+            if len(job_ids) == 1:
+                # The usual call (one job, just before it is settled): a statement built once.
+                params = {**values, "one_job": job_ids[0]}
+                claimed.extend(conn.execute(_CLAIM_ONE, params).scalars())
+            else:
+                for among in _sql.member_of(conn, bulk_jobs.c.job_id, job_ids):
+                    stmt = _claim(among)
+                    claimed.extend(conn.execute(stmt, values).scalars())
         order = {job_id: n for n, job_id in enumerate(job_ids)}
         return sorted(claimed, key=order.__getitem__)
 
@@ -180,16 +191,17 @@ class JobRepository:
 
     def items(self, job_id: str) -> list[JobItem]:
         """The job's records in request order (Attentive reports results by that index)."""
-        stmt = (
-            select(bulk_job_items)
-            .where(bulk_job_items.c.job_id == job_id)
-            .order_by(bulk_job_items.c.idx)
-        )
         with self._engine.connect() as conn:
-            return [
-                JobItem(row.customer_id, row.source_kind, row.source_ref, row.attributes)
-                for row in conn.execute(stmt)
-            ]
+            rows = conn.execute(_ITEMS_OF_JOB, {"job_id": job_id}).tuples().all()
+        # The attributes come as JSON text, decoded here in one pass: per row through the
+        # column type, reading a job back cost more than recording it.
+        attributes = _all_attributes([text for *_, text in rows])
+        return [
+            JobItem(customer_id, source_kind, source_ref, attrs)
+            for (customer_id, source_kind, source_ref, _), attrs in zip(
+                rows, attributes, strict=True
+            )
+        ]
 
     def carried(self, source_kind: str, refs: Sequence[str]) -> set[str]:
         """Which of ``refs`` any recorded job carries, settled or not (a backfill member
@@ -282,6 +294,44 @@ def _check_job(kind: str, items: Sequence[JobItem], queue_kinds: Iterable[str]) 
             raise InvalidRecordError(
                 f"a {item.source_kind} source_ref is its queue seq, not {item.source_ref!r}"
             )
+
+
+def _claim(which: ColumnElement[bool]) -> Any:
+    """Claim the unsettled jobs ``which`` selects that no other run holds an unexpired
+    claim on (parameters: ``owner``, ``now``, ``until``)."""
+    t = bulk_jobs.c
+    owner = bindparam("owner", type_=t.settle_owner.type)
+    now = bindparam("now", type_=t.settle_expires_at.type)
+    free = or_(t.settle_owner.is_(None), t.settle_expires_at <= now, t.settle_owner == owner)
+    until = bindparam("until", type_=t.settle_expires_at.type)
+    return (
+        update(bulk_jobs)
+        .where(which, t.settled.is_(False), free)
+        .values(settle_owner=owner, settle_expires_at=until)
+        .returning(t.job_id)
+    )
+
+
+_CLAIM_ONE = _claim(bulk_jobs.c.job_id == bindparam("one_job", type_=bulk_jobs.c.job_id.type))
+
+_ITEMS_OF_JOB = (
+    select(
+        bulk_job_items.c.customer_id,
+        bulk_job_items.c.source_kind,
+        bulk_job_items.c.source_ref,
+        cast(bulk_job_items.c.attributes, Text),
+    )
+    .where(bulk_job_items.c.job_id == bindparam("job_id"))
+    .order_by(bulk_job_items.c.idx)
+)
+
+
+def _all_attributes(texts: Sequence[str]) -> list[Mapping[str, Any]]:
+    """Items' attributes from their JSON texts: one document, read by the JSON columns'
+    own decoder (and so with its care for long integers) in one call."""
+    if not texts:
+        return []
+    return list(json_value("[" + ",".join(texts) + "]"))
 
 
 _ITEM_COLUMNS = ("job_id", "idx", "customer_id", "source_kind", "source_ref", "attributes")
