@@ -20,7 +20,7 @@ from attentive_sync.store import (
     make_engine,
     normalise_url,
 )
-from attentive_sync.store.db import current_revision, head_revision, upgrade
+from attentive_sync.store.db import _writer_lock, current_revision, head_revision, upgrade
 from attentive_sync.store.tables import metadata
 from tests.store.helpers import T0, delta
 
@@ -43,6 +43,54 @@ def test_sqlite_connections_get_wal_busy_timeout_and_foreign_keys(sqlite_url: st
         ]
     engine.dispose()
     assert pragmas == ["wal", 30_000, 1]
+
+
+def _free(lock: threading.Lock) -> bool:
+    if lock.acquire(blocking=False):
+        lock.release()
+        return True
+    return False
+
+
+def test_sqlite_writers_of_one_process_queue_on_a_lock_freed_however_they_end(
+    sqlite_url: str,
+) -> None:
+    engine = make_engine(sqlite_url)
+    other = make_engine(sqlite_url)  # a second engine on the same file shares the lock
+    lock = _writer_lock(engine.url.database or "")
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE counter (n INTEGER)")
+            conn.exec_driver_sql("INSERT INTO counter VALUES (0)")
+            assert not _free(lock), "held for the transaction"
+        assert _free(lock), "freed by a commit"
+        with pytest.raises(RuntimeError), engine.begin():
+            raise RuntimeError("the transaction fails")
+        assert _free(lock), "freed by a rollback"
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        assert _free(lock), "freed when a connection that only read is returned"
+        with pytest.raises(Exception, match="no such table"), engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO missing VALUES (1)")
+        assert _free(lock), "freed after a failed statement"
+
+        def add(target: Any) -> None:
+            for _ in range(40):
+                with target.begin() as conn:
+                    n = conn.exec_driver_sql("SELECT n FROM counter").scalar()
+                    conn.exec_driver_sql(f"UPDATE counter SET n = {n + 1}")
+
+        threads = [threading.Thread(target=add, args=(e,)) for e in (engine, other) * 3]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT n FROM counter").scalar() == 240, "none lost"
+        assert _free(lock)
+    finally:
+        engine.dispose()
+        other.dispose()
 
 
 @pytest.mark.parametrize(

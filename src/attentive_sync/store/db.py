@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -107,14 +110,96 @@ def _configure_sqlite(engine: Engine, *, immediate: bool = True) -> None:
         # open deferred transactions on its own and defeat BEGIN IMMEDIATE below.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        _use_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
+    if not immediate:
+
+        @event.listens_for(engine, "begin")
+        def _on_begin_deferred(connection: Connection) -> None:
+            connection.exec_driver_sql("BEGIN")
+
+        return
+    writers = _writer_lock(engine.url.database or "")
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # The threads of this process queue on a lock of their own first, so the next one
+        # goes the moment the last commits: SQLite's busy handler would have it sleep in
+        # growing steps (up to 100 ms) however soon the lock came free. The wait is as long
+        # as the busy timeout; past it, SQLite's own wait (and its error) decide as before.
+        held = writers.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            if held:
+                writers.release()
+            raise
+        if held:
+            connection.connection.info[_HOLDS_WRITER_LOCK] = writers
+
+    dialect = engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def _released_after(end: Any) -> Any:
+        def do(dbapi_connection: Any) -> None:
+            try:
+                end(dbapi_connection)
+            finally:
+                # After the COMMIT or ROLLBACK itself, whether or not it succeeded (a
+                # connection whose end failed is discarded by the pool).
+                try:
+                    info = dbapi_connection.info
+                except (AttributeError, NotImplementedError):
+                    info = {}  # the dialect's first look at a new connection: no lock
+                lock = info.pop(_HOLDS_WRITER_LOCK, None)
+                if lock is not None:
+                    lock.release()
+
+        return do
+
+    @event.listens_for(engine, "invalidate")
+    def _on_invalidate(_dbapi_connection: Any, record: Any, _exception: Any) -> None:
+        # A connection dropped mid-transaction never commits or rolls back through us.
+        lock = record.info.pop(_HOLDS_WRITER_LOCK, None)
+        if lock is not None:
+            lock.release()
+
+    # The engine's own dialect instance: the pool's reset on return ends through it too.
+    dialect.do_commit = _released_after(commit)  # type: ignore[method-assign]
+    dialect.do_rollback = _released_after(rollback)  # type: ignore[method-assign]
+
+
+def _use_wal(cursor: Any) -> None:
+    """Switch the file to WAL. On a file still blank, another connection's first write
+    transaction holds a lock that SQLite reports at once, without its busy handler; the
+    switch is retried until that transaction ends (then the file is WAL already)."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
+_HOLDS_WRITER_LOCK = "attentive_sync.writer_lock"
+_writer_locks: dict[str, threading.Lock] = {}
+_writer_locks_guard = threading.Lock()
+
+
+def _writer_lock(database: str) -> threading.Lock:
+    """The in-process lock of one SQLite database file (in-memory databases are each
+    their own, so they get a lock of their own)."""
+    key = str(Path(database).resolve()) if database and database != ":memory:" else ""
+    with _writer_locks_guard:
+        if not key:
+            return threading.Lock()
+        return _writer_locks.setdefault(key, threading.Lock())
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
