@@ -46,12 +46,16 @@ def latest_writes(rows: Sequence[QueuedWrite]) -> tuple[list[QueuedWrite], list[
     every attribute an earlier one sets overtakes it."""
     keep: list[QueuedWrite] = []
     overtaken: list[QueuedWrite] = []
+    # The attribute names of each customer's kept writes, latest first.
+    kept_names: dict[int, list[frozenset[str]]] = {}
     for row in sorted(rows, key=lambda r: r.seq, reverse=True):
-        later = [k for k in keep if k.customer_id == row.customer_id]
-        if any(set(row.attributes) <= set(k.attributes) for k in later):
+        names = frozenset(row.attributes)
+        later = kept_names.setdefault(row.customer_id, [])
+        if any(names <= k for k in later):
             overtaken.append(row)
         else:
             keep.append(row)
+            later.append(names)
     return sorted(keep, key=lambda r: r.seq), overtaken
 
 
@@ -79,7 +83,8 @@ def plan_writes(
     unchanged = [r for r in keep if _already_held(r, ledger)]
     store.writes.ack([r.seq for r in overtaken + unchanged], by=owner)
     plan.overtaken, plan.unchanged, plan.deferred = len(overtaken), len(unchanged), len(later)
-    to_send = [r for r in keep if r not in unchanged]
+    done = {r.seq for r in unchanged}
+    to_send = [r for r in keep if r.seq not in done]
     customers = {
         c["customer_id"]: c
         for c in load_customers(runtime.source, {r.customer_id for r in to_send})
