@@ -19,7 +19,7 @@ from prefect.utilities.annotations import quote
 from attentive_sync.domain.events import CustomEvent
 from attentive_sync.engine.delivery.collaborators import Progress, SendMany
 from attentive_sync.engine.delivery.submit import Batch, SendResult
-from attentive_sync.engine.loyalty.relay import DeliverMany, Delivery
+from attentive_sync.engine.loyalty.relay import DeliverMany, Delivery, chunk_concurrency
 from attentive_sync.engine.report import Report
 from attentive_sync.tasks.bulk import bulk_send
 from attentive_sync.tasks.events import send_custom_events
@@ -47,12 +47,12 @@ def prefect_sender(owner: str) -> SendMany:
 
 
 def prefect_deliverer(concurrency: int) -> DeliverMany:
-    """Deliver chunks of custom events as ``send-custom-events`` task runs, in order."""
+    """Deliver chunks of custom events as ``send-custom-events`` task runs, in order; the
+    relay's chunks going out side by side together keep ``concurrency`` requests in flight."""
+    per_chunk = chunk_concurrency(concurrency)
 
     def deliver_many(chunks: list[list[tuple[int, CustomEvent]]]) -> list[Delivery]:
-        # One chunk at a time: each task already keeps ``concurrency`` requests in flight,
-        # and more threads only add scheduling jitter that bunches requests past the limit.
-        return [send_custom_events(quote(chunk), concurrency) for chunk in chunks]
+        return [send_custom_events(quote(chunk), per_chunk) for chunk in chunks]
 
     return deliver_many
 

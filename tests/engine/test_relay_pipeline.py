@@ -4,6 +4,7 @@ must hold through all of it."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -190,3 +191,87 @@ def test_a_run_failing_mid_way_applies_what_came_back_and_loses_nothing(rt, emul
     for cid in cids:
         mine = [i for i in arrived if i.startswith(f"e-{cid}-")]
         assert mine == [f"e-{cid}-{k}" for k in range(4)]
+
+
+def test_leases_planned_while_chunks_are_out_take_other_customers_only(rt, emulator, small_rounds):
+    # More customers than one lease holds: the lease planned while the first chunks are
+    # out finds customers of its own, and leaves those still going out alone.
+    cids = usable_customers(rt, 16)
+    ids = enqueue(rt, cids, per_customer=3)
+    inner = thread_deliverer(rt, 3)
+    overlapped = []
+
+    def watch(chunks):
+        overlapped.append(len(rt.store.events.leased_by("p")))
+        return inner(chunks)
+
+    report = run(rt, watch)
+
+    assert report.problems() == []
+    assert report.counts["leased"] == report.counts["accepted_events"] == len(ids)
+    assert max(overlapped) > relay.CHUNK, "a later lease was taken while chunks were out"
+    arrived = sent_ids(emulator)
+    assert sorted(arrived) == sorted(ids), "each event exactly once"
+    for cid in cids:
+        mine = [i for i in arrived if i.startswith(f"e-{cid}-")]
+        assert mine == [f"e-{cid}-{k}" for k in range(3)], "a customer's events in order"
+
+
+def test_chunks_that_outlive_the_lease_are_not_leased_again_by_their_own_run(
+    program_url, emulator, small_rounds
+):
+    fast_retry = {"retry_backoff_seconds": 0.01, "retry_backoff_cap_seconds": 0.01}
+    rt = make_runtime(program_url, emulator.base_url, lease_seconds=0.5, **fast_retry)
+    try:
+        cids = usable_customers(rt, 20)
+        ids = enqueue(rt, cids, per_customer=3)
+        inner = thread_deliverer(rt, 3)
+
+        def slow(chunks):
+            time.sleep(0.3)  # with three chunks queued, longer than the lease
+            return inner(chunks)
+
+        report = run(rt, slow)
+
+        assert report.problems() == []
+        assert report.counts["leased"] == report.counts["accepted_events"] == len(ids) == 60
+        assert set(states(rt).values()) == {"done"}
+        arrived = sent_ids(emulator)
+        assert sorted(arrived) == sorted(ids), "each event exactly once"
+        for cid in cids:
+            mine = [i for i in arrived if i.startswith(f"e-{cid}-")]
+            assert mine == [f"e-{cid}-{k}" for k in range(3)], "a customer's events in order"
+    finally:
+        rt.close()
+
+
+def test_chunks_side_by_side_keep_the_configured_requests_in_flight(rt, emulator, small_rounds):
+    cids = usable_customers(rt, 16)
+    ids = enqueue(rt, cids, per_customer=2)
+    send = rt.client.send_custom_event
+    guard, now_in_flight, most = threading.Lock(), [0], [0]
+
+    def counted(body):
+        with guard:
+            now_in_flight[0] += 1
+            most[0] = max(most[0], now_in_flight[0])
+        try:
+            time.sleep(0.01)
+            return send(body)
+        finally:
+            with guard:
+                now_in_flight[0] -= 1
+
+    rt.client.send_custom_event = counted  # type: ignore[method-assign]
+    collaborators = (
+        thread_deliverer(rt, 4),
+        thread_pool_sender(rt, "p", 1),
+        direct_waiter(rt, 2.0, "p"),
+    )
+    cfg = EventsConfig(update_profiles=False, concurrency=4)
+    report = run_relay(rt, CONFIG, cfg, "p", collaborators)
+
+    assert report.counts["accepted_events"] == len(ids)
+    assert 2 < most[0] <= 4, "both chunks sending, never more than four requests at once"
+    assert relay.chunk_concurrency(1) == 1 and relay.side_by_side(1) == 1
+    assert relay.chunk_concurrency(3) * relay.side_by_side(3) <= 3

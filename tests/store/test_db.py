@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from attentive_sync.store import (
     SchemaNotReadyError,
@@ -20,6 +22,7 @@ from attentive_sync.store import (
     make_engine,
     normalise_url,
 )
+from attentive_sync.store import db as store_db
 from attentive_sync.store.db import _writer_lock, current_revision, head_revision, upgrade
 from attentive_sync.store.tables import metadata
 from tests.store.helpers import T0, delta
@@ -87,6 +90,39 @@ def test_sqlite_writers_of_one_process_queue_on_a_lock_freed_however_they_end(
             thread.join()
         with engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT n FROM counter").scalar() == 240, "none lost"
+        assert _free(lock)
+    finally:
+        engine.dispose()
+        other.dispose()
+
+
+def test_a_writer_that_waited_out_the_lock_gets_sqlites_answer_without_a_second_wait(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_db, "SQLITE_BUSY_TIMEOUT_MS", 1_000)
+    engine = make_engine(sqlite_url)
+    other = make_engine(sqlite_url)
+    lock = _writer_lock(engine.url.database or "")
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+        holder = engine.connect()
+        holder.begin()
+        holder.exec_driver_sql("INSERT INTO t VALUES (1)")
+        # The same thread opening a second write transaction (or any writer kept waiting
+        # that long) gets "database is locked" after one busy timeout, not two.
+        started = time.monotonic()
+        with pytest.raises(OperationalError, match="database is locked"), other.begin():
+            pass
+        waited = time.monotonic() - started
+        assert 1.0 <= waited < 1.7
+        holder.invalidate()  # dropped mid-transaction: never commits or rolls back through us
+        assert _free(lock), "freed when the connection holding it is invalidated"
+        with other.begin() as conn:
+            # The same pooled connection that was refused: its busy timeout is back.
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 1_000
+            conn.exec_driver_sql("INSERT INTO t VALUES (2)")
+            assert conn.exec_driver_sql("SELECT n FROM t").scalars().all() == [2]
         assert _free(lock)
     finally:
         engine.dispose()

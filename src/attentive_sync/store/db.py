@@ -130,15 +130,21 @@ def _configure_sqlite(engine: Engine, *, immediate: bool = True) -> None:
         # goes the moment the last commits: SQLite's busy handler would have it sleep in
         # growing steps (up to 100 ms) however soon the lock came free. The wait is as long
         # as the busy timeout; past it, SQLite's own wait (and its error) decide as before.
-        held = writers.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+        if not writers.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            # The whole busy timeout is spent already: SQLite answers at once (its own
+            # "database is locked", or the lock if it came free), not after a second one.
+            connection.exec_driver_sql("PRAGMA busy_timeout=0")
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            finally:
+                connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            return
         try:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         except BaseException:
-            if held:
-                writers.release()
+            writers.release()
             raise
-        if held:
-            connection.connection.info[_HOLDS_WRITER_LOCK] = writers
+        connection.connection.info[_HOLDS_WRITER_LOCK] = writers
 
     dialect = engine.dialect
     commit, rollback = dialect.do_commit, dialect.do_rollback

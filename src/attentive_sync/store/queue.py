@@ -196,6 +196,18 @@ class Queue(Generic[N, R]):
             },
         )
 
+    def renew(self, owner: str, lease_seconds: float, now: datetime | None = None) -> int:
+        """Extend every lease ``owner`` holds by ``lease_seconds`` from now: a run still at
+        work on its rows keeps them (and their customers held back) however long that takes.
+        A row whose lease ran out and another run took is not ``owner``'s any more."""
+        if lease_seconds <= 0:
+            raise ValueError(f"lease_seconds must be positive, got {lease_seconds}")
+        t = self._t
+        expires = as_of(now) + timedelta(seconds=lease_seconds)
+        with self._engine.begin() as conn:
+            stmt = update(t).where(t.c.state == "leased", t.c.lease_owner == owner)
+            return conn.execute(stmt.values(lease_expires_at=expires)).rowcount
+
     def leased_by(self, owner: str) -> list[int]:
         """The rows ``owner`` leases now (what a failed run must hand back)."""
         t = self._t

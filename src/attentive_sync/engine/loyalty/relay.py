@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import logging
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence, Set
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -40,6 +41,7 @@ from attentive_sync.engine.loyalty.events import EventsConfig
 from attentive_sync.engine.mapping import identifiers_for
 from attentive_sync.engine.report import Report
 from attentive_sync.engine.runtime import Runtime
+from attentive_sync.masking import mask_text
 from attentive_sync.sources.loyalty import load_customers, points_balances
 from attentive_sync.store.queue import MAX_LEASE
 from attentive_sync.store.records import NewWrite, QueuedEvent
@@ -47,6 +49,7 @@ from attentive_sync.store.tables import WRITE_KINDS
 from attentive_sync.store.types import utcnow
 
 KIND = "loyalty_profile"
+log = logging.getLogger("attentive_sync.engine")
 
 
 @dataclass
@@ -92,7 +95,8 @@ def plan_relay(
     limit: int = MAX_LEASE,
 ) -> RelayPlan:
     """Lease and map up to ``limit`` next events; rows this run leased already and
-    planned (``skip``) are not planned again."""
+    planned (``skip``) are not planned again, even when a lease that ran out hands one
+    back to it."""
     limit = min(limit, MAX_LEASE, cfg.max_events_per_run)
     lease_seconds = runtime.sync.lease_seconds
     only = {"topic": topics} if topics else None
@@ -100,7 +104,8 @@ def plan_relay(
     # What this run already holds first (events it queued itself), then the queue's next.
     rows = queue.get([seq for seq in queue.leased_by(owner) if seq not in skip])
     if len(rows) < limit:
-        rows += queue.lease(limit - len(rows), lease_seconds, owner, only=only)
+        taken = queue.lease(limit - len(rows), lease_seconds, owner, only=only)
+        rows += [row for row in taken if row.seq not in skip]
     plan = RelayPlan(rows)
     customers = {
         c["customer_id"]: c for c in load_customers(runtime.source, {r.customer_id for r in rows})
@@ -166,7 +171,8 @@ def recipient_chunks(
     sends: Sequence[tuple[int, CustomEvent]], size: int
 ) -> list[list[tuple[int, CustomEvent]]]:
     """The sends in chunks of about ``size`` that never split one recipient's events, so
-    chunks may go out side by side without a recipient's events overtaking each other."""
+    the chunks of one lease may go out side by side without a recipient's events
+    overtaking each other (across leases, order is kept per customer: see the relay)."""
     chunks: list[list[tuple[int, CustomEvent]]] = []
     current: list[tuple[int, CustomEvent]] = []
     for group in by_recipient(sends).values():
@@ -230,8 +236,22 @@ def enqueue_profiles(
 DeliverMany = Callable[[list[list[tuple[int, CustomEvent]]]], list[Delivery]]
 
 
+def side_by_side(concurrency: int) -> int:
+    """How many chunks go out at once: two, unless only one request may be in flight."""
+    return min(SENDING_SIDE_BY_SIDE, concurrency)
+
+
+def chunk_concurrency(concurrency: int) -> int:
+    """Requests in flight for one chunk, so that the chunks going out side by side
+    together keep at most ``concurrency`` in flight."""
+    return max(1, concurrency // side_by_side(concurrency))
+
+
 def thread_deliverer(runtime: Runtime, workers: int) -> DeliverMany:
-    return lambda chunks: [deliver(runtime, chunk, workers) for chunk in chunks]
+    """Chunks sent on threads of this process; ``workers`` requests in flight at most,
+    across the chunks going out side by side."""
+    per_chunk = chunk_concurrency(workers)
+    return lambda chunks: [deliver(runtime, chunk, per_chunk) for chunk in chunks]
 
 
 def run_relay(
@@ -296,23 +316,27 @@ def _relay_rounds(
     next lease is planned while the last chunks of the current one go out. What went out
     is applied (acked, quarantined, retried) chunk by chunk as it comes back.
 
-    Order per recipient holds: a chunk never splits one recipient's events, and a lease
+    Order per customer holds: a chunk never splits one recipient's events, and a lease
     skips every customer with a row leased and unexpired, so a lease planned early cannot
-    take a customer of one still going out. If the run fails, what came back is applied
-    first, chunks not started are dropped (their rows are still leased, and the caller
-    hands them back), and the error propagates.
+    take a customer of one still going out (the run renews its leases before each lease it
+    takes while chunks are out, however long they take). If the run fails, what came back
+    is applied first, chunks not started are dropped (their rows are still leased, and the
+    caller hands them back to be retried), and the error propagates.
     """
     planned: set[int] = set()
     sending: deque[_Sending] = deque()
+    sides = side_by_side(cfg.concurrency)
 
     def apply_oldest() -> None:
         done = sending.popleft()
         for delivery in done.future.result():
             _apply_chunk(runtime, done.plan, done.users, delivery, owner, done.now, report)
 
-    with ThreadPoolExecutor(SENDING_SIDE_BY_SIDE, thread_name_prefix="relay-send") as sender:
+    with ThreadPoolExecutor(sides, thread_name_prefix="relay-send") as sender:
         try:
             while report.counts["leased"] < cfg.max_events_per_run:
+                if sending:
+                    runtime.store.events.renew(owner, runtime.sync.lease_seconds)
                 now = utcnow()
                 # The first lease is small, so sending starts soon; the next ones are
                 # planned while sending goes on.
@@ -335,7 +359,7 @@ def _relay_rounds(
                     future = sender.submit(run, deliver_many, [chunk])
                     sending.append(_Sending(future, plan, users, now))
                     # Chunks going out and one waiting: apply the rest as they return.
-                    while len(sending) > SENDING_SIDE_BY_SIDE + 1:
+                    while len(sending) > sides + 1:
                         apply_oldest()
             while sending:
                 apply_oldest()
@@ -345,7 +369,10 @@ def _relay_rounds(
 
 
 def _apply_returned(sending: deque[_Sending], runtime: Runtime, owner: str, report: Report) -> None:
-    """On a failed run: apply the chunks that came back, drop those not started."""
+    """On a failed run: apply the chunks that came back, drop those not started. Nothing
+    here replaces the run's own error: a chunk that cannot be applied is logged, and its
+    rows, still leased, are handed back with the rest (a resend is the same event to
+    Attentive, by its ``externalEventId``)."""
     for item in sending:
         item.future.cancel()
     for item in sending:
@@ -356,7 +383,15 @@ def _apply_returned(sending: deque[_Sending], runtime: Runtime, owner: str, repo
         except BaseException:  # the failure being raised, or another one: not applied
             continue
         for delivery in deliveries:
-            _apply_chunk(runtime, item.plan, item.users, delivery, owner, item.now, report)
+            try:
+                _apply_chunk(runtime, item.plan, item.users, delivery, owner, item.now, report)
+            except Exception as exc:  # noqa: BLE001 - the run's own error is the one raised
+                log.warning(
+                    "a returned chunk of %d event(s) could not be applied (%s); "
+                    "its rows are handed back",
+                    len(delivery.accepted) + len(delivery.rejected) + len(delivery.retry),
+                    mask_text(f"{type(exc).__name__}: {exc}"),
+                )
     sending.clear()
 
 
