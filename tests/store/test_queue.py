@@ -69,6 +69,28 @@ def test_an_expired_lease_is_taken_again_by_another_worker(store: Store) -> None
     assert {row.lease_owner for row in store.deltas.get(seqs(taken))} == {"b"}
 
 
+def test_renew_extends_the_owners_leases_only_and_keeps_their_customers_held(
+    store: Store,
+) -> None:
+    store.deltas.enqueue([delta(1), delta(2), delta(1, "exit", minute=1), delta(3)], now=T0)
+    mine = store.deltas.lease(2, 60, "a", now=T0)  # customers 1 and 2
+    theirs = store.deltas.lease(1, 60, "b", now=T0)  # customer 3 (1's exit is held back)
+    assert [row.customer_id for row in theirs] == [3]
+
+    assert store.deltas.renew("a", 60, now=at(50)) == 2
+    assert {row.lease_expires_at for row in store.deltas.get(seqs(mine))} == {at(110)}
+    assert store.deltas.get(seqs(theirs))[0].lease_expires_at == at(60), "b's lease untouched"
+    # At 100 a's leases, renewed, still hold customers 1 and 2; b's ran out at 60.
+    assert [row.customer_id for row in store.deltas.lease(10, 60, "c", now=at(100))] == [3]
+    # A row no longer leased (done) is not renewed; one taken by another run is not a's.
+    store.deltas.ack([mine[0].seq], by="a")
+    retaken = store.deltas.lease(10, 60, "c", now=at(111))
+    assert [(row.customer_id, row.action) for row in retaken] == [(2, "enter"), (1, "exit")]
+    assert store.deltas.renew("a", 60, now=at(112)) == 0
+    with pytest.raises(ValueError, match="lease_seconds"):
+        store.deltas.renew("a", 0)
+
+
 def test_inflight_holds_back_that_customer_only(store: Store) -> None:
     store.deltas.enqueue([delta(1), delta(2), delta(1, "exit", minute=1), delta(3)], now=T0)
     enter_1, enter_2 = store.deltas.lease(2, 60, "w", now=T0)
