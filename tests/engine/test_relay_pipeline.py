@@ -141,6 +141,15 @@ def sent_ids(emulator) -> list[str]:
     return [e["externalEventId"] for e in emulator.state.events.select()]
 
 
+def assert_each_once_in_order(emulator, ids: list[str], cids: list[int], per_customer: int):
+    """Attentive holds every event exactly once, each customer's in the order queued."""
+    arrived = sent_ids(emulator)
+    assert sorted(arrived) == sorted(ids), "each event exactly once"
+    for cid in cids:
+        mine = [i for i in arrived if i.startswith(f"e-{cid}-")]
+        assert mine == [f"e-{cid}-{k}" for k in range(per_customer)], "a customer's in order"
+
+
 def test_many_leases_send_every_event_once_in_each_customers_order(rt, emulator, small_rounds):
     cids = usable_customers(rt, 5)
     ids = enqueue(rt, cids, per_customer=7)
@@ -150,11 +159,7 @@ def test_many_leases_send_every_event_once_in_each_customers_order(rt, emulator,
     assert report.problems() == []
     assert report.counts["leased"] == report.counts["accepted_events"] == len(ids) == 35
     assert set(states(rt).values()) == {"done"}
-    arrived = sent_ids(emulator)
-    assert sorted(arrived) == sorted(ids), "each event exactly once"
-    for cid in cids:
-        mine = [i for i in arrived if i.startswith(f"e-{cid}-")]
-        assert mine == [f"e-{cid}-{k}" for k in range(7)], "a customer's events in order"
+    assert_each_once_in_order(emulator, ids, cids, per_customer=7)
 
 
 def test_a_run_failing_mid_way_applies_what_came_back_and_loses_nothing(rt, emulator, small_rounds):
@@ -186,11 +191,7 @@ def test_a_run_failing_mid_way_applies_what_came_back_and_loses_nothing(rt, emul
 
     assert report.problems() == []
     assert set(states(rt).values()) == {"done"}
-    arrived = sent_ids(emulator)
-    assert sorted(arrived) == sorted(ids), "every event exactly once over both runs"
-    for cid in cids:
-        mine = [i for i in arrived if i.startswith(f"e-{cid}-")]
-        assert mine == [f"e-{cid}-{k}" for k in range(4)]
+    assert_each_once_in_order(emulator, ids, cids, per_customer=4)  # over both runs
 
 
 def test_leases_planned_while_chunks_are_out_take_other_customers_only(rt, emulator, small_rounds):
@@ -210,11 +211,7 @@ def test_leases_planned_while_chunks_are_out_take_other_customers_only(rt, emula
     assert report.problems() == []
     assert report.counts["leased"] == report.counts["accepted_events"] == len(ids)
     assert max(overlapped) > relay.CHUNK, "a later lease was taken while chunks were out"
-    arrived = sent_ids(emulator)
-    assert sorted(arrived) == sorted(ids), "each event exactly once"
-    for cid in cids:
-        mine = [i for i in arrived if i.startswith(f"e-{cid}-")]
-        assert mine == [f"e-{cid}-{k}" for k in range(3)], "a customer's events in order"
+    assert_each_once_in_order(emulator, ids, cids, per_customer=3)
 
 
 def test_chunks_that_outlive_the_lease_are_not_leased_again_by_their_own_run(
@@ -236,11 +233,7 @@ def test_chunks_that_outlive_the_lease_are_not_leased_again_by_their_own_run(
         assert report.problems() == []
         assert report.counts["leased"] == report.counts["accepted_events"] == len(ids) == 60
         assert set(states(rt).values()) == {"done"}
-        arrived = sent_ids(emulator)
-        assert sorted(arrived) == sorted(ids), "each event exactly once"
-        for cid in cids:
-            mine = [i for i in arrived if i.startswith(f"e-{cid}-")]
-            assert mine == [f"e-{cid}-{k}" for k in range(3)], "a customer's events in order"
+        assert_each_once_in_order(emulator, ids, cids, per_customer=3)
     finally:
         rt.close()
 
