@@ -332,9 +332,16 @@ def _relay_rounds(
         for delivery in done.future.result():
             _apply_chunk(runtime, done.plan, done.users, delivery, owner, done.now, report)
 
+    def apply_returned() -> None:
+        # What came back is acked at once: the less sent and not yet acked, the less a
+        # killed run sends again.
+        while sending and sending[0].future.done():
+            apply_oldest()
+
     with ThreadPoolExecutor(sides, thread_name_prefix="relay-send") as sender:
         try:
             while report.counts["leased"] < cfg.max_events_per_run:
+                apply_returned()
                 if sending:
                     runtime.store.events.renew(owner, runtime.sync.lease_seconds)
                 now = utcnow()
@@ -358,6 +365,7 @@ def _relay_rounds(
                     run = contextvars.copy_context().run
                     future = sender.submit(run, deliver_many, [chunk])
                     sending.append(_Sending(future, plan, users, now))
+                    apply_returned()
                     # Chunks going out and one waiting: apply the rest as they return.
                     while len(sending) > sides + 1:
                         apply_oldest()
