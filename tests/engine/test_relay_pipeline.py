@@ -17,6 +17,7 @@ from sqlalchemy import select
 from support.loyalty_samples import SAMPLES
 from support.program import CONFIG, make_runtime
 
+from attentive_sync.attentive import RetryableError
 from attentive_sync.domain.errors import RecordRejected
 from attentive_sync.domain.loyalty.catalogue import EventKey
 from attentive_sync.engine.delivery.collaborators import direct_waiter, thread_pool_sender
@@ -194,23 +195,35 @@ def test_a_run_failing_mid_way_applies_what_came_back_and_loses_nothing(rt, emul
     assert_each_once_in_order(emulator, ids, cids, per_customer=4)  # over both runs
 
 
-def test_leases_planned_while_chunks_are_out_take_other_customers_only(rt, emulator, small_rounds):
-    # More customers than one lease holds: the lease planned while the first chunks are
-    # out finds customers of its own, and leaves those still going out alone.
+def test_leases_planned_while_chunks_are_out_take_other_customers_only(
+    rt, emulator, small_rounds, monkeypatch
+):
+    # More customers than one lease holds: the first chunk is held back until a second
+    # lease has been planned, which finds customers of its own and leaves those still
+    # going out alone.
     cids = usable_customers(rt, 16)
     ids = enqueue(rt, cids, per_customer=3)
-    inner = thread_deliverer(rt, 3)
-    overlapped = []
+    inner, real_plan = thread_deliverer(rt, 3), relay.plan_relay
+    second_lease, overlapped = threading.Event(), []
 
-    def watch(chunks):
-        overlapped.append(len(rt.store.events.leased_by("p")))
+    def plan(*args, **kwargs):
+        planned = real_plan(*args, **kwargs)
+        if planned.rows and kwargs["limit"] == relay.MAX_LEASE:
+            second_lease.set()
+        return planned
+
+    def first_waits(chunks):
+        if not overlapped:
+            overlapped.append(second_lease.wait(timeout=10))
         return inner(chunks)
 
-    report = run(rt, watch)
+    monkeypatch.setattr(relay, "plan_relay", plan)
+    report = run(rt, first_waits)
 
+    # (The first chunks, going out side by side, may both have waited.)
+    assert overlapped and all(overlapped), "a later lease was planned while they were out"
     assert report.problems() == []
     assert report.counts["leased"] == report.counts["accepted_events"] == len(ids)
-    assert max(overlapped) > relay.CHUNK, "a later lease was taken while chunks were out"
     assert_each_once_in_order(emulator, ids, cids, per_customer=3)
 
 
@@ -268,3 +281,29 @@ def test_chunks_side_by_side_keep_the_configured_requests_in_flight(rt, emulator
     assert 2 < most[0] <= 4, "both chunks sending, never more than four requests at once"
     assert relay.chunk_concurrency(1) == 1 and relay.side_by_side(1) == 1
     assert relay.chunk_concurrency(3) * relay.side_by_side(3) <= 3
+
+
+def test_an_event_retried_within_the_run_goes_again_before_its_customers_next(
+    rt, emulator, small_rounds
+):
+    cids = usable_customers(rt, 16)
+    ids = enqueue(rt, cids, per_customer=3)
+    flaky = f"e-{cids[0]}-1"
+    send, failed = rt.client.send_custom_event, []
+
+    def once_unavailable(body):
+        if body["externalEventId"] == flaky and not failed:
+            failed.append(flaky)
+            raise RetryableError("Attentive server error (503)")
+        return send(body)
+
+    rt.client.send_custom_event = once_unavailable  # type: ignore[method-assign]
+
+    report = run(rt)
+
+    assert failed == [flaky]
+    # The event and its customer's next one, which waits for it, go back to be retried.
+    assert report.counts["retry_later"] == 2
+    assert report.counts["accepted_events"] == len(ids), "the retried event too, in this run"
+    assert set(states(rt).values()) == {"done"}
+    assert_each_once_in_order(emulator, ids, cids, per_customer=3)

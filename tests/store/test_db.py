@@ -115,7 +115,7 @@ def test_a_writer_that_waited_out_the_lock_gets_sqlites_answer_without_a_second_
         with pytest.raises(OperationalError, match="database is locked"), other.begin():
             pass
         waited = time.monotonic() - started
-        assert 1.0 <= waited < 1.7
+        assert 1.0 <= waited < 1.9  # two waits would be 2.0 s
         holder.invalidate()  # dropped mid-transaction: never commits or rolls back through us
         assert _free(lock), "freed when the connection holding it is invalidated"
         with other.begin() as conn:

@@ -137,7 +137,11 @@ def _configure_sqlite(engine: Engine, *, immediate: bool = True) -> None:
             try:
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
             finally:
-                connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+                try:
+                    connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+                except Exception:
+                    connection.invalidate()  # never pooled again without its busy timeout
+                    raise
             return
         try:
             connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -15,6 +15,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence, Set
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -94,9 +95,9 @@ def plan_relay(
     skip: Set[int] = frozenset(),
     limit: int = MAX_LEASE,
 ) -> RelayPlan:
-    """Lease and map up to ``limit`` next events; rows this run leased already and
-    planned (``skip``) are not planned again, even when a lease that ran out hands one
-    back to it."""
+    """Lease and map up to ``limit`` next events; rows this run has out now (``skip``:
+    sent or queued to be sent, not yet applied) are not planned again, even when a lease
+    that ran out hands one back to it."""
     limit = min(limit, MAX_LEASE, cfg.max_events_per_run)
     lease_seconds = runtime.sync.lease_seconds
     only = {"topic": topics} if topics else None
@@ -297,6 +298,7 @@ class _Sending:
     """A chunk of events handed to the sending thread, with what applying it needs."""
 
     future: Future[list[Delivery]]
+    chunk: list[tuple[int, CustomEvent]]
     plan: RelayPlan
     users: Mapping[int, Any]
     now: datetime
@@ -318,18 +320,33 @@ def _relay_rounds(
 
     Order per customer holds: a chunk never splits one recipient's events, and a lease
     skips every customer with a row leased and unexpired, so a lease planned early cannot
-    take a customer of one still going out (the run renews its leases before each lease it
-    takes while chunks are out, however long they take). If the run fails, what came back
-    is applied first, chunks not started are dropped (their rows are still leased, and the
-    caller hands them back to be retried), and the error propagates.
+    take a customer of one still going out (the run renews its leases while chunks are out,
+    however long they take). A row that comes back to be retried is the queue's again: a
+    later lease of this run may take it, after its backoff, with that customer's next
+    events behind it. If the run fails, what came back is applied first, chunks not
+    started are dropped (their rows are still leased, and the caller hands them back to be
+    retried), and the error propagates.
     """
-    planned: set[int] = set()
+    out: set[int] = set()  # seqs in chunks sent or queued, not yet applied
     sending: deque[_Sending] = deque()
     sides = side_by_side(cfg.concurrency)
+    lease_seconds = runtime.sync.lease_seconds
+    first = True
+
+    def renew() -> None:
+        runtime.store.events.renew(owner, lease_seconds)
 
     def apply_oldest() -> None:
-        done = sending.popleft()
-        for delivery in done.future.result():
+        done = sending[0]
+        while True:
+            try:
+                deliveries = done.future.result(timeout=lease_seconds / 3)
+                break
+            except FutureTimeout:
+                renew()  # a slow chunk keeps its rows, and its customers held
+        sending.popleft()
+        out.difference_update(seq for seq, _ in done.chunk)
+        for delivery in deliveries:
             _apply_chunk(runtime, done.plan, done.users, delivery, owner, done.now, report)
 
     def apply_returned() -> None:
@@ -343,14 +360,12 @@ def _relay_rounds(
             while report.counts["leased"] < cfg.max_events_per_run:
                 apply_returned()
                 if sending:
-                    runtime.store.events.renew(owner, runtime.sync.lease_seconds)
+                    renew()
                 now = utcnow()
                 # The first lease is small, so sending starts soon; the next ones are
                 # planned while sending goes on.
-                limit = MAX_LEASE if planned else FIRST_LEASE
-                plan = plan_relay(
-                    runtime, export, cfg, owner, now, topics, skip=planned, limit=limit
-                )
+                limit, first = (FIRST_LEASE if first else MAX_LEASE), False
+                plan = plan_relay(runtime, export, cfg, owner, now, topics, skip=out, limit=limit)
                 if not plan.rows:
                     if not sending:
                         break
@@ -358,13 +373,13 @@ def _relay_rounds(
                     while sending:
                         apply_oldest()
                     continue
-                planned.update(row.seq for row in plan.rows)
                 _account_plan(runtime, cfg, owner, plan, now, report)
                 users = {seq: event.user for seq, event in plan.sends}
                 for chunk in recipient_chunks(plan.sends, CHUNK):
                     run = contextvars.copy_context().run
                     future = sender.submit(run, deliver_many, [chunk])
-                    sending.append(_Sending(future, plan, users, now))
+                    sending.append(_Sending(future, chunk, plan, users, now))
+                    out.update(seq for seq, _ in chunk)
                     apply_returned()
                     # Chunks going out and one waiting: apply the rest as they return.
                     while len(sending) > sides + 1:
