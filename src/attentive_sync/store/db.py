@@ -131,17 +131,7 @@ def _configure_sqlite(engine: Engine, *, immediate: bool = True) -> None:
         # growing steps (up to 100 ms) however soon the lock came free. The wait is as long
         # as the busy timeout; past it, SQLite's own wait (and its error) decide as before.
         if not writers.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
-            # The whole busy timeout is spent already: SQLite answers at once (its own
-            # "database is locked", or the lock if it came free), not after a second one.
-            connection.exec_driver_sql("PRAGMA busy_timeout=0")
-            try:
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
-            finally:
-                try:
-                    connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-                except Exception:
-                    connection.invalidate()  # never pooled again without its busy timeout
-                    raise
+            _begin_without_waiting(connection)
             return
         try:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
@@ -180,6 +170,21 @@ def _configure_sqlite(engine: Engine, *, immediate: bool = True) -> None:
     # The engine's own dialect instance: the pool's reset on return ends through it too.
     dialect.do_commit = _released_after(commit)  # type: ignore[method-assign]
     dialect.do_rollback = _released_after(rollback)  # type: ignore[method-assign]
+
+
+def _begin_without_waiting(connection: Connection) -> None:
+    """BEGIN IMMEDIATE for a writer that spent the whole busy timeout on the in-process
+    lock: SQLite answers at once (its own "database is locked", or the lock if it came
+    free), not after a second timeout."""
+    connection.exec_driver_sql("PRAGMA busy_timeout=0")
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    finally:
+        try:
+            connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        except Exception:
+            connection.invalidate()  # never pooled again without its busy timeout
+            raise
 
 
 def _use_wal(cursor: Any) -> None:

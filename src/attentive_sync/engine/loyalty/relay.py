@@ -300,7 +300,6 @@ class _Sending:
     future: Future[list[Delivery]]
     chunk: list[tuple[int, CustomEvent]]
     plan: RelayPlan
-    users: Mapping[int, Any]
     now: datetime
 
 
@@ -347,7 +346,7 @@ def _relay_rounds(
         sending.popleft()
         out.difference_update(seq for seq, _ in done.chunk)
         for delivery in deliveries:
-            _apply_chunk(runtime, done.plan, done.users, delivery, owner, done.now, report)
+            _apply_chunk(runtime, done, delivery, owner, report)
 
     def apply_returned() -> None:
         # What came back is acked at once: the less sent and not yet acked, the less a
@@ -364,7 +363,8 @@ def _relay_rounds(
                 now = utcnow()
                 # The first lease is small, so sending starts soon; the next ones are
                 # planned while sending goes on.
-                limit, first = (FIRST_LEASE if first else MAX_LEASE), False
+                limit = FIRST_LEASE if first else MAX_LEASE
+                first = False
                 plan = plan_relay(runtime, export, cfg, owner, now, topics, skip=out, limit=limit)
                 if not plan.rows:
                     if not sending:
@@ -374,11 +374,10 @@ def _relay_rounds(
                         apply_oldest()
                     continue
                 _account_plan(runtime, cfg, owner, plan, now, report)
-                users = {seq: event.user for seq, event in plan.sends}
                 for chunk in recipient_chunks(plan.sends, CHUNK):
                     run = contextvars.copy_context().run
                     future = sender.submit(run, deliver_many, [chunk])
-                    sending.append(_Sending(future, chunk, plan, users, now))
+                    sending.append(_Sending(future, chunk, plan, now))
                     out.update(seq for seq, _ in chunk)
                     apply_returned()
                     # Chunks going out and one waiting: apply the rest as they return.
@@ -407,7 +406,7 @@ def _apply_returned(sending: deque[_Sending], runtime: Runtime, owner: str, repo
             continue
         for delivery in deliveries:
             try:
-                _apply_chunk(runtime, item.plan, item.users, delivery, owner, item.now, report)
+                _apply_chunk(runtime, item, delivery, owner, report)
             except Exception as exc:  # noqa: BLE001 - the run's own error is the one raised
                 log.warning(
                     "a returned chunk of %d event(s) could not be applied (%s); "
@@ -447,17 +446,12 @@ def _account_plan(
 
 
 def _apply_chunk(
-    runtime: Runtime,
-    plan: RelayPlan,
-    users: Mapping[int, Any],
-    delivery: Delivery,
-    owner: str,
-    now: datetime,
-    report: Report,
+    runtime: Runtime, sent: _Sending, delivery: Delivery, owner: str, report: Report
 ) -> None:
-    record_rewards_sent(runtime, plan.rows, delivery.accepted, now)
-    parked = apply_delivery(runtime, delivery, owner, now)
+    record_rewards_sent(runtime, sent.plan.rows, delivery.accepted, sent.now)
+    parked = apply_delivery(runtime, delivery, owner, sent.now)
     report.add("accepted_events", len(delivery.accepted))
+    users = {seq: event.user for seq, event in sent.chunk}
     external = sum(users[seq].external_only for seq in delivery.accepted)
     report.add("events_external_ids_only", external)
     report.add("rejected_events", len(delivery.rejected))
