@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import orjson
@@ -36,7 +36,11 @@ CHUNK = 500
 
 def upsert_insert(conn: Connection, table: Table) -> Any:
     """The dialect's INSERT, which unlike the generic one offers ON CONFLICT."""
-    name = conn.dialect.name
+    return dialect_insert(conn.dialect.name, table)
+
+
+def dialect_insert(name: str, table: Table) -> Any:
+    """``upsert_insert`` by the dialect's name (for a statement built once per dialect)."""
     if name == "postgresql":
         return postgresql.insert(table)
     if name == "sqlite":
@@ -80,6 +84,22 @@ def member_of(
         return
     listed = func.json_each(bindparam(None, json_text(values), type_=Text)).table_valued("value")
     yield column.in_(select(listed.c.value))
+
+
+def member_param(dialect: str, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    """``member_of`` as a named parameter, for a statement built once per dialect (a
+    statement built per call costs more to build and key than the query on a hot path):
+    bind ``name`` to ``member_values(dialect, values)``."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    listed = func.json_each(bindparam(name, type_=Text)).table_valued("value")
+    return column.in_(select(listed.c.value))
+
+
+def member_values(dialect: str, values: Iterable[Any]) -> Any:
+    """What ``member_param`` is bound to."""
+    values = list(values)
+    return values if dialect == "postgresql" else json_text(values)
 
 
 # A list of at least SPAN_MIN ids whose span is under SPAN_SPREAD times their count (a page
@@ -156,7 +176,7 @@ def insert_rows(
     converted: list[Sequence[Any]] = list(rows)
     if converting:
         # Column by column; a value repeated down a column (a hold's end, a batch's
-        # timestamp) is converted once.
+        # timestamp, the audience flags a page's records share) is converted once.
         by_column = [list(values) for values in zip(*rows, strict=True)]
         for n, process in converting:
             values = by_column[n]
@@ -164,7 +184,7 @@ def insert_rows(
             if all(value is first for value in values):
                 by_column[n] = [process(first)] * len(values)
             else:
-                by_column[n] = [process(value) for value in values]
+                by_column[n] = _converted_once_each(values, process)
         converted = list(zip(*by_column, strict=True))
     conflict = ""
     if upsert is not None:
@@ -185,6 +205,19 @@ def insert_rows(
     picked = ", ".join(f"json_extract(value, '$[{n}]')" for n in range(len(columns)))
     sql = f"{into} SELECT {picked} FROM json_each(?) WHERE true{conflict}"
     conn.exec_driver_sql(sql, (document,))
+
+
+def _converted_once_each(values: list[Any], process: Callable[[Any], Any]) -> list[Any]:
+    """``process`` of each value, once per distinct object (the values are alive for the
+    whole call, so an object's id names it)."""
+    done: dict[int, Any] = {}
+    out = []
+    for value in values:
+        key = id(value)
+        if key not in done:
+            done[key] = process(value)
+        out.append(done[key])
+    return out
 
 
 # Only values JSON carries exactly (text, integers, null) go through a JSON document; the

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Text, bindparam, delete, func, select, tuple_
+from sqlalchemy import Engine, delete, select, tuple_
 from sqlalchemy.engine import Connection
 
 from attentive_sync.store import _sql
@@ -80,21 +80,24 @@ class AcceptedAttributes:
 
 def forget_in(conn: Connection, pairs: Iterable[tuple[int, str]]) -> None:
     """``AcceptedAttributes.forget`` inside the caller's transaction."""
-    table = accepted_attributes
-    unique = sorted(set(pairs))
+    unique = set(pairs)
     if not unique:
         return
     if conn.dialect.name == "sqlite":
-        # One JSON parameter read as a table: no bound parameter (and no expression
-        # object) per pair, and the primary key still finds each one.
-        listed = func.json_each(bindparam(None, json_text(unique), type_=Text)).table_valued(
-            "value"
-        )
-        pair = select(
-            func.json_extract(listed.c.value, "$[0]"), func.json_extract(listed.c.value, "$[1]")
-        )
-        conn.execute(delete(table).where(tuple_(table.c.customer_id, table.c.name).in_(pair)))
+        # One JSON parameter read as a table, each pair probing the primary key: a
+        # statement written once (recording a job runs this per job; building and keying
+        # an expression cost more than the probes).
+        conn.exec_driver_sql(_FORGET_SQLITE, (json_text(list(unique)),))
         return
+    table = accepted_attributes
     key = tuple_(table.c.customer_id, table.c.name)
-    for chunk in _sql.chunks(unique):
+    for chunk in _sql.chunks(sorted(unique)):
         conn.execute(delete(table).where(key.in_(chunk)))
+
+
+_FORGET_SQLITE = (
+    "DELETE FROM accepted_attributes WHERE rowid IN ("
+    "SELECT a.rowid FROM json_each(?) AS pair JOIN accepted_attributes AS a"
+    " ON a.customer_id = json_extract(pair.value, '$[0]')"
+    " AND a.name = json_extract(pair.value, '$[1]'))"
+)

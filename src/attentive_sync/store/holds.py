@@ -16,6 +16,7 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.engine import Connection
 
 from attentive_sync.store import _sql
+from attentive_sync.store.db import json_text
 from attentive_sync.store.tables import customer_holds
 from attentive_sync.store.types import as_of, aware
 
@@ -62,6 +63,18 @@ class CustomerHolds:
 
 def release_in(conn: Connection, holder: str, customer_ids: Sequence[int]) -> None:
     """End ``holder``'s holds on ``customer_ids`` inside the caller's transaction."""
+    if not customer_ids:
+        return
+    if conn.dialect.name == "sqlite":
+        # Written once: recording every job runs this (see ``accepted.forget_in``).
+        conn.exec_driver_sql(_RELEASE_SQLITE, (holder, json_text(list(customer_ids))))
+        return
     t = customer_holds
     for among in _sql.member_of(conn, t.c.customer_id, customer_ids):
         conn.execute(delete(t).where(t.c.holder == holder, among))
+
+
+_RELEASE_SQLITE = (
+    "DELETE FROM customer_holds"
+    " WHERE holder = ? AND customer_id IN (SELECT value FROM json_each(?))"
+)

@@ -20,12 +20,13 @@ from sqlalchemy import (
     bindparam,
     cast,
     func,
-    literal,
+    insert,
     or_,
     select,
     update,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from attentive_sync.store import _sql
 from attentive_sync.store.accepted import forget_in
@@ -92,7 +93,6 @@ class JobRepository:
         _check_job(kind, items, self._queues.keys())
         now = as_of(now)
         with self._engine.begin() as conn:
-            stmt = _sql.upsert_insert(conn, bulk_jobs).on_conflict_do_nothing()
             values = {
                 "job_id": job_id,
                 "kind": kind,
@@ -102,9 +102,11 @@ class JobRepository:
                 "settled": False,
                 "run_label": run_label,
             }
-            inserted = conn.execute(stmt.values(**values).returning(bulk_jobs.c.job_id))
-            if inserted.first() is None:
-                raise JobAlreadyRecordedError(f"bulk job {job_id} was already recorded")
+            try:
+                conn.execute(_INSERT_JOB, values)
+            except IntegrityError as exc:
+                # The only key of the row is the job id (the values are checked above).
+                raise JobAlreadyRecordedError(f"bulk job {job_id} was already recorded") from exc
             _insert_items(conn, job_id, items)
             # Until the job settles, what Attentive holds for these attributes is unknown.
             forget_in(conn, ((i.customer_id, name) for i in items for name in i.attributes))
@@ -120,8 +122,7 @@ class JobRepository:
 
     def get(self, job_id: str) -> RecordedJob:
         with self._engine.connect() as conn:
-            row = conn.execute(select(bulk_jobs).where(bulk_jobs.c.job_id == job_id)).mappings()
-            found = row.first()
+            found = conn.execute(_GET_JOB, {"the_job": job_id}).mappings().first()
         if found is None:
             raise UnknownJobError(f"no bulk job {job_id} was recorded")
         return RecordedJob(**found)
@@ -139,10 +140,11 @@ class JobRepository:
         self, job_id: str, status: str, *, finished_at: datetime | None = None
     ) -> None:
         """Store the latest status Attentive reported (a free string: kept as given)."""
-        values: dict[str, Any] = {"status": status}
-        if finished_at is not None:
-            values["finished_at"] = aware(finished_at, "finished_at")
-        self._update(job_id, values)
+        if finished_at is None:
+            self._update(_SET_STATUS, {"the_job": job_id, "new_status": status})
+            return
+        finished = aware(finished_at, "finished_at")
+        self._update(_SET_FINISHED, {"the_job": job_id, "new_status": status, "at": finished})
 
     def claim_for_settling(
         self,
@@ -177,17 +179,8 @@ class JobRepository:
         self, job_id: str, accepted: int, rejected: int, *, now: datetime | None = None
     ) -> None:
         """The job's per-record results were applied to the queues and ledgers."""
-        # Keep the finish time the status poll saw; settling later must not move it.
-        finished = func.coalesce(
-            bulk_jobs.c.finished_at, literal(as_of(now), bulk_jobs.c.finished_at.type)
-        )
-        values = {
-            "accepted": accepted,
-            "rejected": rejected,
-            "settled": True,
-            "settle_expires_at": None,
-        }
-        self._update(job_id, {**values, "finished_at": finished})
+        params = {"the_job": job_id, "n_accepted": accepted, "n_rejected": rejected}
+        self._update(_MARK_SETTLED, {**params, "at": as_of(now)})
 
     def items(self, job_id: str) -> list[JobItem]:
         """The job's records in request order (Attentive reports results by that index)."""
@@ -261,13 +254,12 @@ class JobRepository:
                 found.update(conn.execute(stmt.where(among)).scalars())
         return found
 
-    def _update(self, job_id: str, values: Mapping[str, Any]) -> None:
+    def _update(self, stmt: Any, params: Mapping[str, Any]) -> None:
+        """Run one of the job row's prebuilt updates (``the_job`` names the row)."""
         with self._engine.begin() as conn:
-            result = conn.execute(
-                update(bulk_jobs).where(bulk_jobs.c.job_id == job_id).values(**values)
-            )
+            result = conn.execute(stmt, params)
         if result.rowcount != 1:
-            raise UnknownJobError(f"no bulk job {job_id} was recorded")
+            raise UnknownJobError(f"no bulk job {params['the_job']} was recorded")
 
 
 def _check_job(kind: str, items: Sequence[JobItem], queue_kinds: Iterable[str]) -> None:
@@ -278,7 +270,7 @@ def _check_job(kind: str, items: Sequence[JobItem], queue_kinds: Iterable[str]) 
     try:
         # One encoding of the whole job (the JSON columns' own encoder); only a failure
         # looks for the culprit.
-        json_text([dict(item.attributes) for item in items])
+        json_text([dict(attributes) for attributes in _distinct(i.attributes for i in items)])
     except TypeError:
         for item in items:
             try:
@@ -296,6 +288,11 @@ def _check_job(kind: str, items: Sequence[JobItem], queue_kinds: Iterable[str]) 
             )
 
 
+def _distinct(values: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Each distinct object once (records of one page share their audience flags)."""
+    return list({id(value): value for value in values}.values())
+
+
 def _claim(which: ColumnElement[bool]) -> Any:
     """Claim the unsettled jobs ``which`` selects that no other run holds an unexpired
     claim on (parameters: ``owner``, ``now``, ``until``)."""
@@ -311,6 +308,31 @@ def _claim(which: ColumnElement[bool]) -> Any:
         .returning(t.job_id)
     )
 
+
+# A plain INSERT, built once: unlike the dialects' ON CONFLICT form, SQLAlchemy caches its
+# compiled form (recording runs it for every job).
+_INSERT_JOB = insert(bulk_jobs)
+
+# The job row's reads and updates run once per job and poll: built once (a statement built
+# per call costs more to build and key than its execution).
+_THE_JOB = bulk_jobs.c.job_id == bindparam("the_job", type_=bulk_jobs.c.job_id.type)
+_AT = bindparam("at", type_=bulk_jobs.c.finished_at.type)
+_NEW_STATUS = bindparam("new_status", type_=bulk_jobs.c.status.type)
+_GET_JOB = select(bulk_jobs).where(_THE_JOB)
+_SET_STATUS = update(bulk_jobs).where(_THE_JOB).values(status=_NEW_STATUS)
+_SET_FINISHED = update(bulk_jobs).where(_THE_JOB).values(status=_NEW_STATUS, finished_at=_AT)
+_MARK_SETTLED = (
+    update(bulk_jobs)
+    .where(_THE_JOB)
+    .values(
+        accepted=bindparam("n_accepted", type_=bulk_jobs.c.accepted.type),
+        rejected=bindparam("n_rejected", type_=bulk_jobs.c.rejected.type),
+        settled=True,
+        settle_expires_at=None,
+        # Keep the finish time the status poll saw; settling later must not move it.
+        finished_at=func.coalesce(bulk_jobs.c.finished_at, _AT),
+    )
+)
 
 _CLAIM_ONE = _claim(bulk_jobs.c.job_id == bindparam("one_job", type_=bulk_jobs.c.job_id.type))
 
@@ -339,7 +361,7 @@ _ITEM_COLUMNS = ("job_id", "idx", "customer_id", "source_kind", "source_ref", "a
 
 def _insert_items(conn: Connection, job_id: str, items: Sequence[JobItem]) -> None:
     rows = [
-        (job_id, idx, item.customer_id, item.source_kind, item.source_ref, dict(item.attributes))
+        (job_id, idx, item.customer_id, item.source_kind, item.source_ref, item.attributes)
         for idx, item in enumerate(items)
     ]
     _sql.insert_rows(conn, bulk_job_items, rows, _ITEM_COLUMNS)

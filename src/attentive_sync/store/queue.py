@@ -16,12 +16,13 @@ workers lease at once:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import ColumnElement, Engine, Table, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Engine, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from attentive_sync.masking import mask_text
@@ -178,7 +179,13 @@ class Queue(Generic[N, R]):
         inflight ones. A row someone else holds now (its lease expired and another run
         took it) is left alone; the count says how many moved.
         """
-        return self._transition(seqs, by, {"state": "done", "lease_expires_at": None})
+        if not seqs:
+            return 0
+        # The common transition (settling acks every record it accepted): built once.
+        with self._engine.begin() as conn:
+            dialect = conn.dialect.name
+            params = {"seqs": _sql.member_values(dialect, seqs), "by": by}
+            return int(conn.execute(_ack_statement(self._t, dialect), params).rowcount)
 
     def nack(self, seqs: Sequence[int], error: str, retry_at: datetime, *, by: str) -> int:
         """Send rows ``by`` holds back to pending, to be leased again from ``retry_at``."""
@@ -228,6 +235,7 @@ class Queue(Generic[N, R]):
         )
 
     def _transition(self, seqs: Sequence[int], by: str, values: Mapping[str, Any]) -> int:
+
         moved = 0
         with self._engine.begin() as conn:
             for among in _sql.member_of(conn, self._t.c.seq, seqs):
@@ -342,13 +350,36 @@ def set_inflight(
 ) -> int:
     """Move leased rows to inflight under ``job_id``, inside the caller's transaction; with
     ``owner``, only rows that owner still leases (a run whose lease ran out moves none)."""
-    moved = 0
-    mine = [table.c.lease_owner == owner] if owner is not None else []
-    for among in _sql.member_of(conn, table.c.seq, seqs):
-        result = conn.execute(
-            update(table)
-            .where(among, table.c.state == "leased", *mine)
-            .values(state="inflight", job_id=job_id, lease_expires_at=None)
-        )
-        moved += result.rowcount
-    return moved
+    if not seqs:
+        return 0
+    dialect = conn.dialect.name
+    stmt = _set_inflight_statement(table, dialect, owner is not None)
+    params = {"seqs": _sql.member_values(dialect, seqs), "to_job": job_id, "owner": owner}
+    return int(conn.execute(stmt, params).rowcount)
+
+
+def _owned_by_param(t: Table) -> ColumnElement[bool]:
+    """``Queue._owned_by`` with ``by`` a parameter."""
+    by = bindparam("by", type_=t.c.lease_owner.type)
+    return or_(
+        and_(t.c.state == "leased", t.c.lease_owner == by),
+        and_(t.c.state == "inflight", t.c.job_id == by),
+    )
+
+
+@functools.cache
+def _ack_statement(t: Table, dialect: str) -> Any:
+    among = _sql.member_param(dialect, t.c.seq, "seqs")
+    return update(t).where(among, _owned_by_param(t)).values(state="done", lease_expires_at=None)
+
+
+@functools.cache
+def _set_inflight_statement(t: Table, dialect: str, of_owner: bool) -> Any:
+    mine = [t.c.lease_owner == bindparam("owner", type_=t.c.lease_owner.type)] if of_owner else []
+    among = _sql.member_param(dialect, t.c.seq, "seqs")
+    job = bindparam("to_job", type_=t.c.job_id.type)
+    return (
+        update(t)
+        .where(among, t.c.state == "leased", *mine)
+        .values(state="inflight", job_id=job, lease_expires_at=None)
+    )

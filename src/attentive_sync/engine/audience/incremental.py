@@ -98,13 +98,18 @@ def _map_rows(
     mapper, batcher = WireMapper(config), Batcher[tuple](config.batch_size)
     closed: list[list[tuple]] = []
     refused: dict[tuple[str, str], list[int]] = {}
+    # One flags mapping per (audience, value), shared by the records that carry it: the
+    # store encodes each distinct one once.
+    flags: dict[tuple[str, bool], dict[str, bool]] = {}
     for row in kept:
         member = (
             (row.audience, row.customer_id) in current
             if row.seq in follows
             else row.action == "enter"
         )
-        membership = {row.audience: member}
+        membership = flags.get((row.audience, member))
+        if membership is None:
+            membership = flags[(row.audience, member)] = {row.audience: member}
         try:
             user = mapper.map(customer_row(customers, row.customer_id), membership)
         except RecordRejected as exc:
