@@ -3,9 +3,10 @@
 Per-customer order is the subtle rule: a customer's next change must not reach Attentive
 while the job carrying their previous change is unfinished, even with several workers.
 A lease therefore skips every customer who has a row held (leased and unexpired, or
-inflight) or waiting for a retry. That set is small and found through its own partial
-indexes, so the plan stays a walk of the takeable rows in queue order that stops at the
-limit, however large the backlog and however stale the planner's statistics.
+inflight) or waiting for a retry. Each candidate's customer is probed through the partial
+index of unfinished rows (a few rows each), so the plan stays a walk of the takeable rows
+in queue order that stops at the limit, however large the backlog, however many rows the
+run has in flight, and however stale the planner's statistics.
 """
 
 from __future__ import annotations
@@ -14,42 +15,56 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, CompoundSelect, Select, Table, and_, or_, select, union_all
+from sqlalchemy import ColumnElement, Select, Table, and_, not_, or_, select, union_all
 from sqlalchemy.engine import Connection
 
 from attentive_sync.store import _sql
 from attentive_sync.store.tables import (
-    HELD_STATES,
     TAKEABLE_STATES,
     UNFINISHED_STATES,
-    WAITING_STATES,
     bulk_job_items,
     bulk_jobs,
     customer_holds,
 )
 
 
-def held_back_customers(t: Table, now: datetime, across_jobs: bool) -> CompoundSelect:
-    """Customers with a row held by a worker or job, or waiting for a later retry; with
-    ``across_jobs``, also customers that any unfinished bulk job carries or a hold names
-    (a write of another kind, a backfill batch, a submission whose fate is unknown)."""
-    held = select(t.c.customer_id).where(
-        t.c.state.in_(_sql.literal_in("held", HELD_STATES)),
-        or_(t.c.state == "inflight", t.c.lease_expires_at > now),
+def held_back(t: Table, now: datetime, job_kinds: Sequence[str] | None) -> ColumnElement[bool]:
+    """Whether a candidate row's customer is held back: they have a row held by a worker or
+    job, or waiting for a later retry; with ``job_kinds`` (the kinds of job that carry this
+    queue's rows), also when a job of any other kind that is not settled carries them or a
+    hold names them (a write of another kind, a backfill batch, a submission whose fate is
+    unknown, a job whose rows cannot hold their customers back: ``holds.JOB_HOLD``).
+
+    The customer's own rows are probed per candidate (a few rows of the partial index on
+    unfinished rows), so a lease costs the same however many rows the run has in flight;
+    a job of this queue's own kinds is found through the rows it carries, never by reading
+    its items.
+    """
+    mine = t.alias("mine")
+    busy = (
+        select(mine.c.seq)
+        .where(
+            mine.c.customer_id == t.c.customer_id,
+            mine.c.state.in_(_sql.literal_in("unfinished", UNFINISHED_STATES)),
+            or_(
+                mine.c.state == "inflight",
+                and_(mine.c.state == "leased", mine.c.lease_expires_at > now),
+                and_(mine.c.state == "pending", mine.c.next_attempt_at > now),
+            ),
+        )
+        .exists()
     )
-    waiting = select(t.c.customer_id).where(
-        t.c.state.in_(_sql.literal_in("waiting", WAITING_STATES)),
-        t.c.next_attempt_at > now,
-    )
-    if not across_jobs:
-        return union_all(held, waiting)
+    if job_kinds is None:
+        return busy
     in_jobs = (
         select(bulk_job_items.c.customer_id)
         .join(bulk_jobs, bulk_jobs.c.job_id == bulk_job_items.c.job_id)
         .where(bulk_jobs.c.settled.is_(False))
     )
+    if job_kinds:
+        in_jobs = in_jobs.where(bulk_jobs.c.kind.not_in(_sql.literal_in("own_jobs", job_kinds)))
     on_hold = select(customer_holds.c.customer_id).where(customer_holds.c.until > now)
-    return union_all(held, waiting, in_jobs, on_hold)
+    return or_(busy, t.c.customer_id.in_(union_all(in_jobs, on_hold)))
 
 
 def takeable_rows(
@@ -58,10 +73,11 @@ def takeable_rows(
     now: datetime,
     only: Sequence[ColumnElement[bool]] = (),
     *,
-    across_jobs: bool = False,
+    job_kinds: Sequence[str] | None = None,
 ) -> Select[Any]:
     """Rows a lease may take now, in queue order; on PostgreSQL locked, passing over rows
-    another worker has locked. ``only`` narrows the lease (e.g. to some event topics)."""
+    another worker has locked. ``only`` narrows the lease (e.g. to some event topics);
+    ``job_kinds``: see ``held_back``."""
     return (
         select(t)
         .where(
@@ -71,7 +87,7 @@ def takeable_rows(
                 and_(t.c.state == "pending", t.c.next_attempt_at <= now),
                 and_(t.c.state == "leased", t.c.lease_expires_at <= now),
             ),
-            t.c.customer_id.not_in(held_back_customers(t, now, across_jobs)),
+            not_(held_back(t, now, job_kinds)),
         )
         .order_by(t.c.seq)
         .limit(limit)

@@ -35,6 +35,7 @@ DELTAS: QueueSpec[NewDelta, QueuedDelta] = QueueSpec(
     row_type=QueuedDelta,
     supersede_key=("customer_id", "audience"),
     across_jobs=True,
+    job_kinds=("audience_incremental",),
 )
 EVENTS: QueueSpec[NewEvent, QueuedEvent] = QueueSpec(
     table=loyalty_events, key_column="event_id", source_kind="event", row_type=QueuedEvent
@@ -46,6 +47,7 @@ WRITES: QueueSpec[NewWrite, QueuedWrite] = QueueSpec(
     row_type=QueuedWrite,
     supersede_key=("customer_id", "kind"),
     across_jobs=True,
+    job_kinds=("loyalty_profile", "reward_reminder", "expiry_notice"),
 )
 
 
@@ -63,7 +65,11 @@ class Store:
             "write": self.writes,
         }
         self.queues = queues
-        self.jobs = JobRepository(engine, {kind: q.spec.table for kind, q in queues.items()})
+        self.jobs = JobRepository(
+            engine,
+            {kind: q.spec.table for kind, q in queues.items()},
+            {job_kind: kind for kind, q in queues.items() for job_kind in q.spec.job_kinds},
+        )
         self.quarantine = QuarantineRepository(
             engine, {kind: q.requeue_quarantined for kind, q in queues.items()}
         )

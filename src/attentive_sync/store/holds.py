@@ -10,7 +10,7 @@ writes skip held customers; holds end by themselves at ``until``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.engine import Connection
@@ -30,13 +30,11 @@ class CustomerHolds:
 
     def hold(self, customer_ids: Iterable[int], holder: str, reason: str, until: datetime) -> None:
         """Hold these customers for ``holder`` until ``until`` (a later hold extends it)."""
-        until = aware(until, "until")
-        rows = [(cid, holder, reason, until) for cid in sorted(set(customer_ids))]
         t = customer_holds
         with self._engine.begin() as conn:
             # Ended holds are dropped as new ones come, so the table stays small.
             conn.execute(delete(t).where(t.c.until <= as_of(None)))
-            _sql.insert_rows(conn, t, rows, _COLUMNS, upsert=(_KEY, ("until", "reason")))
+            hold_in(conn, customer_ids, holder, reason, until)
 
     def release(self, holder: str, customer_ids: Sequence[int] | None = None) -> None:
         """End ``holder``'s holds (on ``customer_ids`` only, when given)."""
@@ -59,6 +57,28 @@ class CustomerHolds:
                 )
                 found.update(conn.execute(stmt).scalars())
         return found.intersection(customer_ids)
+
+
+def hold_in(
+    conn: Connection, customer_ids: Iterable[int], holder: str, reason: str, until: datetime
+) -> None:
+    """``CustomerHolds.hold`` inside the caller's transaction."""
+    until = aware(until, "until")
+    rows = [(cid, holder, reason, until) for cid in sorted(set(customer_ids))]
+    _sql.insert_rows(conn, customer_holds, rows, _COLUMNS, upsert=(_KEY, ("until", "reason")))
+
+
+def job_holder(job_id: str) -> str:
+    """Who holds customers for a recorded job whose queue rows cannot (see ``JOB_HOLD``)."""
+    return f"job:{job_id}"[:200]
+
+
+# A queue row in flight holds its customer back until its job settles. Where a row cannot
+# (its run's lease ran out before the job was recorded, or a person parked it while the
+# job ran), the job holds the customer instead, until it settles: at most as long as
+# Attentive keeps a job.
+JOB = "job"
+JOB_HOLD = timedelta(days=14)
 
 
 def release_in(conn: Connection, holder: str, customer_ids: Sequence[int]) -> None:

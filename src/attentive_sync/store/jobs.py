@@ -32,7 +32,7 @@ from attentive_sync.store import _sql
 from attentive_sync.store.accepted import forget_in
 from attentive_sync.store.db import json_text, json_value
 from attentive_sync.store.errors import InvalidRecordError, JobAlreadyRecordedError, UnknownJobError
-from attentive_sync.store.holds import release_in
+from attentive_sync.store.holds import JOB, JOB_HOLD, hold_in, job_holder, release_in
 from attentive_sync.store.queue import set_inflight
 from attentive_sync.store.tables import JOB_KINDS, SOURCE_KINDS, bulk_job_items, bulk_jobs
 from attentive_sync.store.types import as_of, aware
@@ -73,9 +73,18 @@ class RecordedJob:
 class JobRepository:
     """Record, follow and settle bulk jobs."""
 
-    def __init__(self, engine: Engine, queues: Mapping[str, Table]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        queues: Mapping[str, Table],
+        carried_by_rows: Mapping[str, str] | None = None,
+    ) -> None:
+        """``queues``: the queue table of each source kind. ``carried_by_rows``: for a job
+        kind whose customers leases find through the queue rows it carries (never through
+        its items), the source kind of those rows."""
         self._engine = engine
         self._queues = queues
+        self._carried_by_rows = dict(carried_by_rows or {})
 
     def record_job(
         self,
@@ -89,7 +98,11 @@ class JobRepository:
     ) -> RecordedJob:
         """Record a submitted job, its items, and mark the queue rows it carries inflight;
         with ``release_holder``, end that holder's holds on the job's customers in the same
-        transaction (the recorded job holds them back from here on)."""
+        transaction (the recorded job holds them back from here on).
+
+        A job whose customers leases find through its queue rows, but not all of whose
+        records are rows it moved inflight (its run's lease ran out meanwhile, or it
+        carries other records), holds its customers itself until it settles."""
         _check_job(kind, items, self._queues.keys())
         now = as_of(now)
         with self._engine.begin() as conn:
@@ -110,10 +123,14 @@ class JobRepository:
             _insert_items(conn, job_id, items)
             # Until the job settles, what Attentive holds for these attributes is unknown.
             forget_in(conn, ((i.customer_id, name) for i in items for name in i.attributes))
+            moved = 0
             for source_kind, table in self._queues.items():
                 refs = [int(i.source_ref) for i in items if i.source_kind == source_kind]
                 if refs:
-                    set_inflight(conn, table, refs, job_id, owner=run_label)
+                    moved += set_inflight(conn, table, refs, job_id, owner=run_label)
+            if kind in self._carried_by_rows and moved < len(items):
+                customers = [i.customer_id for i in items]
+                hold_in(conn, customers, job_holder(job_id), JOB, now + JOB_HOLD)
             if release_holder is not None:
                 release_in(conn, release_holder, [i.customer_id for i in items])
         return RecordedJob(
@@ -176,11 +193,23 @@ class JobRepository:
         return sorted(claimed, key=order.__getitem__)
 
     def mark_settled(
-        self, job_id: str, accepted: int, rejected: int, *, now: datetime | None = None
+        self,
+        job_id: str,
+        accepted: int,
+        rejected: int,
+        *,
+        now: datetime | None = None,
+        customers: Sequence[int] = (),
     ) -> None:
-        """The job's per-record results were applied to the queues and ledgers."""
+        """The job's per-record results were applied to the queues and ledgers; a hold the
+        job took on its ``customers`` (see ``record_job``) ends with it."""
         params = {"the_job": job_id, "n_accepted": accepted, "n_rejected": rejected}
-        self._update(_MARK_SETTLED, {**params, "at": as_of(now)})
+        with self._engine.begin() as conn:
+            kind = conn.execute(_MARK_SETTLED, {**params, "at": as_of(now)}).scalar()
+            if kind is None:
+                raise UnknownJobError(f"no bulk job {job_id} was recorded")
+            if kind in self._carried_by_rows:
+                release_in(conn, job_holder(job_id), customers)
 
     def items(self, job_id: str) -> list[JobItem]:
         """The job's records in request order (Attentive reports results by that index)."""
@@ -332,6 +361,7 @@ _MARK_SETTLED = (
         # Keep the finish time the status poll saw; settling later must not move it.
         finished_at=func.coalesce(bulk_jobs.c.finished_at, _AT),
     )
+    .returning(bulk_jobs.c.kind)
 )
 
 _CLAIM_ONE = _claim(bulk_jobs.c.job_id == bindparam("one_job", type_=bulk_jobs.c.job_id.type))

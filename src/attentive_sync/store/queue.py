@@ -29,6 +29,7 @@ from attentive_sync.masking import mask_text
 from attentive_sync.store import _sql
 from attentive_sync.store._lease import keep_customer_order, takeable_rows
 from attentive_sync.store._requeue import requeue
+from attentive_sync.store.holds import JOB, JOB_HOLD, hold_in, job_holder
 from attentive_sync.store.quarantine import insert_entries
 from attentive_sync.store.records import QueuedDelta, QueuedEvent, QueuedWrite
 from attentive_sync.store.tables import QUEUE_STATES, UNFINISHED_STATES
@@ -64,6 +65,9 @@ class QueueSpec(Generic[N, R]):
     supersede_key: tuple[str, ...] = ()
     # Attribute writes keep one job at a time per customer across every kind of write.
     across_jobs: bool = False
+    # The kinds of bulk job that carry this queue's rows: a lease finds their customers
+    # through the rows in flight, never by reading the jobs' items (``_lease.held_back``).
+    job_kinds: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +151,8 @@ class Queue(Generic[N, R]):
         expires = now + timedelta(seconds=lease_seconds)
         with self._engine.begin() as conn:
             narrow = [self._t.c[name].in_(values) for name, values in (only or {}).items()]
-            stmt = takeable_rows(self._t, limit, now, narrow, across_jobs=self.spec.across_jobs)
+            job_kinds = self.spec.job_kinds if self.spec.across_jobs else None
+            stmt = takeable_rows(self._t, limit, now, narrow, job_kinds=job_kinds)
             candidates = conn.execute(stmt).mappings().all()
             taken = keep_customer_order(conn, self._t, candidates)
             seqs = [row["seq"] for row in taken]
@@ -278,6 +283,14 @@ class Queue(Generic[N, R]):
                 for row in rows
             ]
             insert_entries(conn, entries, now)
+            # A row parked while its job runs no longer holds its customer back: the job
+            # does, until it settles (a newer change must not overtake it at Attentive).
+            running: dict[str, list[int]] = {}
+            for row in rows:
+                if row.state == "inflight" and row.job_id and row.job_id != by:
+                    running.setdefault(row.job_id, []).append(row.customer_id)
+            for job_id, customers in running.items():
+                hold_in(conn, customers, job_holder(job_id), JOB, now + JOB_HOLD)
             for among in _sql.member_of(conn, self._t.c.seq, [row.seq for row in rows]):
                 conn.execute(
                     update(self._t)

@@ -196,6 +196,7 @@ def _apply(
 ) -> SettleResult:
     store = runtime.store
     outcome = SettleResult(job.job_id, job.status)
+    customers = [item.customer_id for item in items]
     accepted: list[JobItem] = []
     retry: list[tuple[JobItem, str]] = []
     for idx, item in enumerate(items):
@@ -217,14 +218,14 @@ def _apply(
         for i in accepted
         for name, value in i.attributes.items()
     )
-    for items in _by_kind(accepted, lambda item: item).values():
-        lifecycle(items[0]).accepted(runtime, items, job.job_id)
+    for group in _by_kind(accepted, lambda item: item).values():
+        lifecycle(group[0]).accepted(runtime, group, job.job_id)
     retried = RetryOutcome()
     for failed in _by_kind(retry, lambda pair: pair[0]).values():
         retried.add(lifecycle(failed[0][0]).retry_later(runtime, failed, job.job_id, now))
     outcome.retried, outcome.parked = retried.retried, retried.parked
     outcome.accepted = len(accepted)
-    store.jobs.mark_settled(job.job_id, outcome.accepted, outcome.rejected)
+    store.jobs.mark_settled(job.job_id, outcome.accepted, outcome.rejected, customers=customers)
     return outcome
 
 
@@ -240,7 +241,8 @@ def _settle_unreadable(
     )
     for group in _by_kind(items, lambda item: item).values():
         lifecycle(group[0]).accepted(runtime, group, job.job_id)
-    runtime.store.jobs.mark_settled(job.job_id, len(items), 0)
+    customers = [item.customer_id for item in items]
+    runtime.store.jobs.mark_settled(job.job_id, len(items), 0, customers=customers)
     return SettleResult(job.job_id, job.status, assumed_applied=len(items), results_unreadable=1)
 
 
