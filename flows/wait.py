@@ -1,4 +1,5 @@
-"""The wait-for-bulk-jobs subflow: one per run, polling all of the run's jobs together."""
+"""The wait-for-bulk-jobs subflow: polling a run's jobs together (one per run; a long
+incremental drain runs more, settling earlier leases' jobs while it sends later ones)."""
 
 from __future__ import annotations
 

@@ -3,19 +3,26 @@ real (temporary) Prefect server against the emulator."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 from prefect.states import Completed, Failed
 from prefect.testing.utilities import prefect_test_harness
+from sqlalchemy import select
 from support.program import CONFIG
 
 from attentive_sync.attentive import AuthenticationError, ServerError
 from attentive_sync.engine import runtime as runtime_module
+from attentive_sync.engine.audience import export as export_module
+from attentive_sync.engine.delivery import collaborators as collaborators_module
 from attentive_sync.flows.registry import FLOWS, deployment_specs, runner_deployments
 from attentive_sync.settings import DEMO_API_KEY
+from attentive_sync.sources.schema import customers
 from attentive_sync.store import Store
 from attentive_sync.store.records import NewDelta, NewEvent
 from attentive_sync.tasks.bulk import bulk_send, retry_on_retryable
@@ -87,6 +94,54 @@ def test_audience_flows_under_prefect(flow_env, emulator):
     assert inc["leased"] == 1 + counts["held_back"]
     assert inc["accepted"] == inc["records_sent"] and inc["jobs_unfinished"] == 0
     assert store.accepted.for_customers([customer]).get(customer, {})["vip"] is False
+
+
+@pytest.mark.prefect
+def test_a_long_incremental_drain_settles_behind_its_sends_under_prefect(
+    flow_env, emulator, monkeypatch
+):
+    """Leases of 3 deltas and a wait behind the sends after every job: the waits run as
+    subflows from the settling thread, and every delta ends accepted and settled."""
+    store = flow_env
+    monkeypatch.setattr(export_module, "MAX_LEASE", 3)
+    monkeypatch.setattr(collaborators_module, "SETTLE_BEHIND_AT_LEAST", 1)
+    with store.engine.connect() as conn:
+        chosen = list(
+            conn.scalars(
+                select(customers.c.customer_id)
+                .where(customers.c.client_user_id.is_not(None), customers.c.email.is_not(None))
+                .order_by(customers.c.customer_id)
+                .limit(10)
+            )
+        )
+    now = datetime.now(timezone.utc)
+    store.deltas.enqueue([NewDelta("vip", cid, "enter", now) for cid in chosen])
+    waits_before = _flow_runs_named("wait-for-bulk-jobs")
+
+    counts = FLOWS["audience-incremental"](config=CONFIG, wait_seconds=10)
+
+    # A customer whose identifiers cannot be sent is quarantined, the rest accepted.
+    assert counts["leased"] == 10 == counts["records_sent"] + counts["quarantined"]
+    assert counts["accepted"] == counts["records_sent"] >= 8
+    assert counts["jobs_unfinished"] == 0
+    assert counts["jobs"] == 4, "one job per lease of 3, 3, 3, 1"
+    assert counts["jobs_settled"] >= 4
+    assert _flow_runs_named("wait-for-bulk-jobs") - waits_before >= 2, "waits behind the sends"
+    assert store.deltas.counts().get("done", 0) >= counts["accepted"]
+    assert store.jobs.list_unsettled() == []
+    ledger = store.accepted.for_customers(chosen)
+    assert sum(ledger.get(cid, {}).get("vip") is True for cid in chosen) == counts["accepted"]
+
+
+def _flow_runs_named(name: str) -> int:
+    async def count() -> int:
+        async with get_client() as client:
+            runs = await client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=[name]))
+            )
+            return len(runs)
+
+    return asyncio.run(count())
 
 
 @pytest.mark.prefect

@@ -11,6 +11,7 @@ from attentive_sync.engine.checks import check_against_source
 from attentive_sync.engine.delivery.collaborators import (
     Progress,
     SendMany,
+    SettleBehind,
     Wait,
     add_sends,
     add_wait,
@@ -79,7 +80,9 @@ def run_incremental(
     A backlog larger than one lease is drained lease after lease, without waiting for the
     jobs of one lease before taking the next (a customer with a job in flight is not
     leased again, so order holds), until the queue is empty or the flush interval is
-    spent; then the run's jobs are settled, and the next scheduled run carries on.
+    spent. The jobs of earlier leases are settled behind the sends, on a thread of their
+    own (``SettleBehind``); the rest once the last lease is sent. The next scheduled run
+    carries on.
     """
     check_against_source(runtime, config)
     report = Report("Audience incremental")
@@ -97,14 +100,18 @@ def run_incremental(
         diff.add_to(report, diff.queue_membership_changes(runtime, config))
     with leases_released_on_failure(runtime, owner), tuned_gc():
         add_wait(report, wait(unsettled(runtime)))
-        job_ids: list[str] = []
-        while True:
-            plan = incremental.plan_incremental(runtime, config, owner, MAX_LEASE)
-            for name in ("leased", "coalesced", "not_exported", "quarantined", "early_flushes"):
-                report.add(name, getattr(plan, name))
-            add_dropped_emails(report, plan.batches)
-            job_ids += add_sends(report, send_many(plan.batches, incremental.KIND))
-            if plan.leased < MAX_LEASE or clock() > stop_at:
-                break
-        add_wait(report, wait(job_ids))
+        behind = SettleBehind(wait)
+        try:
+            while True:
+                plan = incremental.plan_incremental(runtime, config, owner, MAX_LEASE)
+                for name in ("leased", "coalesced", "not_exported", "quarantined", "early_flushes"):
+                    report.add(name, getattr(plan, name))
+                add_dropped_emails(report, plan.batches)
+                behind.add(add_sends(report, send_many(plan.batches, incremental.KIND)))
+                if plan.leased < MAX_LEASE or clock() > stop_at:
+                    break
+        except BaseException:
+            behind.abandon()
+            raise
+        add_wait(report, behind.finish())
     return report

@@ -7,12 +7,15 @@ must add up, is the same either way.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
 from attentive_sync.engine.delivery.kinds import release_leases
 from attentive_sync.engine.delivery.settle import (
+    SettleResult,
     WaitResult,
     poll_jobs,
     settle_jobs,
@@ -78,6 +81,64 @@ def unsettled(runtime: Runtime, kind: str | None = None) -> list[str]:
     settle them: each is claimed first, so two runs never settle one job, and a job that
     holds back a customer's next write is not left waiting for its own kind's next run."""
     return [job.job_id for job in runtime.store.jobs.list_unsettled(kind)]
+
+
+# Jobs sent (64 x 256 = 16,384 records) before a wait on them starts behind the sends.
+SETTLE_BEHIND_AT_LEAST = 64
+
+
+class SettleBehind:
+    """Settles a run's earlier jobs on a thread of its own while the run sends later ones.
+
+    A long drain then ends soon after its last send, rather than starting to read job
+    statuses and results (which have rate limits of their own) only then; and the jobs
+    in flight, and the rows they carry, stay few. One wait runs at a time, over the jobs
+    sent since the last one began once there are ``at_least`` of them (fewer waits; on
+    Prefect each is a ``wait-for-bulk-jobs`` subflow run); ``finish`` waits for whatever
+    is left. A job still unfinished at a wait's deadline is not waited on again: it stays
+    recorded, unsettled, and a later run settles it, as after any wait.
+    """
+
+    def __init__(self, wait: Wait, at_least: int | None = None) -> None:
+        self._wait = wait
+        self._at_least = SETTLE_BEHIND_AT_LEAST if at_least is None else at_least
+        self._pending: list[str] = []
+        self._settled: list[SettleResult] = []
+        self._unfinished: list[str] = []
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="settle-behind")
+        self._running: Future[WaitResult] | None = None
+
+    def add(self, job_ids: list[str]) -> None:
+        """Jobs just sent; a wait starts on the pending ones if none is running. A wait
+        that failed raises here."""
+        self._pending += job_ids
+        self._collect(block=False)
+        if self._running is None and len(self._pending) >= self._at_least:
+            ids, self._pending = self._pending, []
+            run = contextvars.copy_context().run
+            self._running = self._pool.submit(run, self._wait, ids)
+
+    def finish(self) -> WaitResult:
+        """Wait for the running wait, then for every job still pending."""
+        try:
+            self._collect(block=True)
+            last = self._wait(self._pending) if self._pending else WaitResult()
+        finally:
+            self._pool.shutdown(wait=True)
+        return WaitResult(self._settled + last.settled, self._unfinished + last.unfinished)
+
+    def abandon(self) -> None:
+        """The run failed: let a running wait end (its jobs stay recorded, unsettled, for
+        a later run), its error dropped."""
+        self._pool.shutdown(wait=True)
+
+    def _collect(self, block: bool) -> None:
+        if self._running is None or not (block or self._running.done()):
+            return
+        running, self._running = self._running, None
+        result = running.result()
+        self._settled += result.settled
+        self._unfinished += result.unfinished
 
 
 def send_and_wait(
