@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlalchemy.exc import OperationalError
 
 from attentive_sync.store import (
@@ -24,7 +24,7 @@ from attentive_sync.store import (
 )
 from attentive_sync.store import db as store_db
 from attentive_sync.store.db import _writer_lock, current_revision, head_revision, upgrade
-from attentive_sync.store.tables import metadata
+from attentive_sync.store.tables import bulk_job_items, bulk_jobs, metadata
 from tests.store.helpers import T0, delta
 
 
@@ -174,6 +174,51 @@ def test_an_older_schema_is_upgraded_in_place_keeping_its_rows(blank_url: str) -
         assert store.init() == head_revision()
         store.check_schema()
         assert store.deltas.counts()["pending"] == 2
+
+
+def test_jobs_unsettled_at_the_upgrade_to_0007_hold_their_customers(blank_url: str) -> None:
+    """From 0007 a lease reads a queue's own unsettled jobs only through their rows in
+    flight: a job recorded before, whose row no longer holds its customer (its run lost the
+    lease), must still hold them back until it settles."""
+    with Store.from_url(blank_url) as store:
+        upgrade(store.engine, "0006")
+        jobs = [
+            ("job-old", "audience_incremental", False, 1),
+            ("job-done", "audience_incremental", True, 2),
+            ("job-backfill", "audience_backfill", False, 3),
+        ]
+        with store.engine.begin() as conn:
+            for job_id, kind, settled, customer in jobs:
+                conn.execute(
+                    insert(bulk_jobs).values(
+                        job_id=job_id,
+                        kind=kind,
+                        status="SUBMITTED",
+                        submitted_at=T0,
+                        record_count=1,
+                        settled=settled,
+                    )
+                )
+                source = "backfill" if kind == "audience_backfill" else "delta"
+                ref = f"initial|vip|{customer}" if source == "backfill" else "999"
+                conn.execute(
+                    insert(bulk_job_items).values(
+                        job_id=job_id,
+                        idx=0,
+                        customer_id=customer,
+                        source_kind=source,
+                        source_ref=ref,
+                        attributes={"vip": True},
+                    )
+                )
+        upgrade(store.engine)
+
+        assert store.holds.held([1, 2, 3]) == {1}
+        store.deltas.enqueue([delta(1), delta(2), delta(3)])
+        assert [row.customer_id for row in store.deltas.lease(10, 60, "w")] == [2]
+        store.jobs.mark_settled("job-old", 1, 0)
+        store.jobs.mark_settled("job-backfill", 1, 0)
+        assert [row.customer_id for row in store.deltas.lease(10, 60, "w")] == [1, 3]
 
 
 def test_an_uninitialised_store_says_how_to_fix_it(blank_url: str) -> None:

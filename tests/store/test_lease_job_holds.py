@@ -30,11 +30,11 @@ def test_a_job_whose_run_lost_its_lease_holds_the_customer_until_it_settles(
     store.jobs.record_job("job-w", "audience_incremental", [item], "w", now=at(63))
     assert store.deltas.get([enter.seq])[0].job_id == "job-v", "w moved no row"
     store.deltas.ack([enter.seq], by="job-v")
-    store.jobs.mark_settled("job-v", 1, 0, now=at(64), customers=[1])
+    store.jobs.mark_settled("job-v", 1, 0, now=at(64))
 
     # job-w may still land at Attentive: customer 1's exit waits for it.
     assert store.deltas.lease(10, 60, "x", now=at(65)) == []
-    store.jobs.mark_settled("job-w", 1, 0, now=at(66), customers=[1])
+    store.jobs.mark_settled("job-w", 1, 0, now=at(66))
     assert customers(store.deltas.lease(10, 60, "x", now=at(67))) == [(1, "exit")]
 
 
@@ -50,7 +50,7 @@ def test_a_row_parked_while_its_job_runs_holds_the_customer_until_the_job_settle
     assert store.deltas.quarantine([enter.seq], "manual", "parked by hand", by=None) == 1
 
     assert customers(store.deltas.lease(10, 60, "x", now=at(2))) == [(2, "enter")]
-    store.jobs.mark_settled("job-1", 0, 0, now=at(3), customers=[1])
+    store.jobs.mark_settled("job-1", 0, 0, now=at(3))
     assert customers(store.deltas.lease(10, 60, "x", now=at(4))) == [(1, "exit")]
 
 
@@ -67,7 +67,7 @@ def test_a_job_of_queue_rows_that_carries_other_records_holds_their_customers(
     store.deltas.enqueue([delta(5, "exit", minute=1)], now=at(2))
 
     assert store.deltas.lease(10, 60, "x", now=at(3)) == []
-    store.jobs.mark_settled("job-1", 2, 0, now=at(4), customers=[1, 5])
+    store.jobs.mark_settled("job-1", 2, 0, now=at(4))
     assert customers(store.deltas.lease(10, 60, "x", now=at(5))) == [(5, "exit")]
 
 
@@ -96,8 +96,8 @@ def test_jobs_of_other_kinds_still_hold_back_a_delta_lease(store: Store) -> None
     store.deltas.enqueue([delta(1), delta(2), delta(3)], now=at(2))
 
     assert customers(store.deltas.lease(10, 60, "x", now=at(3))) == [(3, "enter")]
-    store.jobs.mark_settled("job-b", 1, 0, now=at(4), customers=[1])
-    store.jobs.mark_settled("job-p", 1, 0, now=at(4), customers=[2])
+    store.jobs.mark_settled("job-b", 1, 0, now=at(4))
+    store.jobs.mark_settled("job-p", 1, 0, now=at(4))
     leased = store.deltas.lease(10, 60, "x", now=at(5))
     assert customers(leased) == [(1, "enter"), (2, "enter")]
 
@@ -112,6 +112,6 @@ def test_settling_ends_only_the_jobs_own_hold(store: Store) -> None:
     store.holds.hold([1], "uncertain:abc", "uncertain", now + timedelta(minutes=10))
     assert store.holds.held([1], but="uncertain:abc") == {1}, "the job's own hold"
 
-    store.jobs.mark_settled("job-1", 1, 0, customers=[1])
+    store.jobs.mark_settled("job-1", 1, 0)
     assert store.holds.held([1], but="uncertain:abc") == set()
     assert store.holds.held([1], but=job_holder("job-1")) == {1}, "the other hold stays"

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     bindparam,
     cast,
+    delete,
     func,
     insert,
     or_,
@@ -34,7 +35,13 @@ from attentive_sync.store.db import json_text, json_value
 from attentive_sync.store.errors import InvalidRecordError, JobAlreadyRecordedError, UnknownJobError
 from attentive_sync.store.holds import JOB, JOB_HOLD, hold_in, job_holder, release_in
 from attentive_sync.store.queue import set_inflight
-from attentive_sync.store.tables import JOB_KINDS, SOURCE_KINDS, bulk_job_items, bulk_jobs
+from attentive_sync.store.tables import (
+    JOB_KINDS,
+    SOURCE_KINDS,
+    bulk_job_items,
+    bulk_jobs,
+    customer_holds,
+)
 from attentive_sync.store.types import as_of, aware
 
 SUBMITTED = "SUBMITTED"
@@ -199,17 +206,18 @@ class JobRepository:
         rejected: int,
         *,
         now: datetime | None = None,
-        customers: Sequence[int] = (),
     ) -> None:
         """The job's per-record results were applied to the queues and ledgers; a hold the
-        job took on its ``customers`` (see ``record_job``) ends with it."""
+        job took on its customers (see ``record_job``) ends with it."""
         params = {"the_job": job_id, "n_accepted": accepted, "n_rejected": rejected}
         with self._engine.begin() as conn:
             kind = conn.execute(_MARK_SETTLED, {**params, "at": as_of(now)}).scalar()
             if kind is None:
                 raise UnknownJobError(f"no bulk job {job_id} was recorded")
             if kind in self._carried_by_rows:
-                release_in(conn, job_holder(job_id), customers)
+                # By holder alone: few holds are kept at a time, and whatever took this
+                # job's (recording it, a row parked while it ran) ends here.
+                conn.execute(_END_JOB_HOLDS, {"holder": job_holder(job_id)})
 
     def items(self, job_id: str) -> list[JobItem]:
         """The job's records in request order (Attentive reports results by that index)."""
@@ -363,6 +371,8 @@ _MARK_SETTLED = (
     )
     .returning(bulk_jobs.c.kind)
 )
+
+_END_JOB_HOLDS = delete(customer_holds).where(customer_holds.c.holder == bindparam("holder"))
 
 _CLAIM_ONE = _claim(bulk_jobs.c.job_id == bindparam("one_job", type_=bulk_jobs.c.job_id.type))
 

@@ -32,7 +32,7 @@ from attentive_sync.store._requeue import requeue
 from attentive_sync.store.holds import JOB, JOB_HOLD, hold_in, job_holder
 from attentive_sync.store.quarantine import insert_entries
 from attentive_sync.store.records import QueuedDelta, QueuedEvent, QueuedWrite
-from attentive_sync.store.tables import QUEUE_STATES, UNFINISHED_STATES
+from attentive_sync.store.tables import QUEUE_STATES, UNFINISHED_STATES, bulk_jobs
 from attentive_sync.store.types import as_of, aware
 
 MAX_LEASE = 5_000
@@ -159,8 +159,11 @@ class Queue(Generic[N, R]):
             candidates = conn.execute(stmt).all()
             if narrow or conn.dialect.name != "sqlite":
                 # On SQLite a whole lease is one write transaction, so no other worker is
-                # leasing a customer's earlier row meanwhile: only a narrowed lease can
-                # pass over one (see ``keep_customer_order``).
+                # leasing a customer's earlier row meanwhile; and whether a customer is
+                # held back depends on the customer alone, so a takeable earlier row of a
+                # customer taken here comes first in queue order and is taken too. Only a
+                # narrowed lease can pass over one (see ``keep_customer_order``). Keep
+                # every other condition of the lease per customer for this to hold.
                 kept = keep_customer_order(conn, self._t, [r._mapping for r in candidates])
                 seqs = {row["seq"] for row in kept}
                 candidates = [row for row in candidates if row.seq in seqs]
@@ -290,14 +293,7 @@ class Queue(Generic[N, R]):
                 for row in rows
             ]
             insert_entries(conn, entries, now)
-            # A row parked while its job runs no longer holds its customer back: the job
-            # does, until it settles (a newer change must not overtake it at Attentive).
-            running: dict[str, list[int]] = {}
-            for row in rows:
-                if row.state == "inflight" and row.job_id and row.job_id != by:
-                    running.setdefault(row.job_id, []).append(row.customer_id)
-            for job_id, customers in running.items():
-                hold_in(conn, customers, job_holder(job_id), JOB, now + JOB_HOLD)
+            self._hold_for_running_jobs(conn, rows, by, now)
             for among in _sql.member_of(conn, self._t.c.seq, [row.seq for row in rows]):
                 conn.execute(
                     update(self._t)
@@ -309,6 +305,26 @@ class Queue(Generic[N, R]):
                     )
                 )
         return len(rows)
+
+    def _hold_for_running_jobs(
+        self, conn: Connection, rows: Sequence[R], by: str | None, now: datetime
+    ) -> None:
+        """A row parked while its job runs no longer holds its customer back. Where a
+        lease reads that job only through its rows (a job of this queue's kinds), the job
+        holds the customer instead, until it settles: a newer change must not overtake it
+        at Attentive."""
+        running: dict[str, list[int]] = {}
+        for row in rows:
+            if row.state == "inflight" and row.job_id and row.job_id != by:
+                running.setdefault(row.job_id, []).append(row.customer_id)
+        if not running:
+            return
+        kinds = select(bulk_jobs.c.job_id, bulk_jobs.c.kind).where(
+            bulk_jobs.c.job_id.in_(list(running))
+        )
+        for job_id, kind in conn.execute(kinds):
+            if kind in self.spec.job_kinds:
+                hold_in(conn, running[job_id], job_holder(job_id), JOB, now + JOB_HOLD)
 
     def _open_rows(self, conn: Connection, seqs: Sequence[int], by: str | None) -> list[Any]:
         t = self._t

@@ -83,8 +83,10 @@ def unsettled(runtime: Runtime, kind: str | None = None) -> list[str]:
     return [job.job_id for job in runtime.store.jobs.list_unsettled(kind)]
 
 
-# Jobs sent (64 x 256 = 16,384 records) before a wait on them starts behind the sends.
-SETTLE_BEHIND_AT_LEAST = 64
+# Jobs sent (256 x 256 = 65,536 records) before a wait on them starts behind the sends.
+# Through Prefect each wait is a subflow run with task runs of its own: with 64, a drain of
+# 100,000 deltas ran 30 % slower there (benchmarks/README.md).
+SETTLE_BEHIND_AT_LEAST = 256
 
 
 class SettleBehind:

@@ -196,7 +196,6 @@ def _apply(
 ) -> SettleResult:
     store = runtime.store
     outcome = SettleResult(job.job_id, job.status)
-    customers = [item.customer_id for item in items]
     accepted: list[JobItem] = []
     retry: list[tuple[JobItem, str]] = []
     for idx, item in enumerate(items):
@@ -225,7 +224,7 @@ def _apply(
         retried.add(lifecycle(failed[0][0]).retry_later(runtime, failed, job.job_id, now))
     outcome.retried, outcome.parked = retried.retried, retried.parked
     outcome.accepted = len(accepted)
-    store.jobs.mark_settled(job.job_id, outcome.accepted, outcome.rejected, customers=customers)
+    store.jobs.mark_settled(job.job_id, outcome.accepted, outcome.rejected)
     return outcome
 
 
@@ -241,8 +240,7 @@ def _settle_unreadable(
     )
     for group in _by_kind(items, lambda item: item).values():
         lifecycle(group[0]).accepted(runtime, group, job.job_id)
-    customers = [item.customer_id for item in items]
-    runtime.store.jobs.mark_settled(job.job_id, len(items), 0, customers=customers)
+    runtime.store.jobs.mark_settled(job.job_id, len(items), 0)
     return SettleResult(job.job_id, job.status, assumed_applied=len(items), results_unreadable=1)
 
 
