@@ -36,11 +36,7 @@ CHUNK = 500
 
 def upsert_insert(conn: Connection, table: Table) -> Any:
     """The dialect's INSERT, which unlike the generic one offers ON CONFLICT."""
-    return dialect_insert(conn.dialect.name, table)
-
-
-def dialect_insert(name: str, table: Table) -> Any:
-    """``upsert_insert`` by the dialect's name (for a statement built once per dialect)."""
+    name = conn.dialect.name
     if name == "postgresql":
         return postgresql.insert(table)
     if name == "sqlite":
@@ -79,20 +75,23 @@ def member_of(
     values = list(values)
     if not values:
         return
-    if conn.dialect.name == "postgresql":
-        yield column == any_(bindparam(None, values, type_=ARRAY(column.type)))
-        return
-    listed = func.json_each(bindparam(None, json_text(values), type_=Text)).table_valued("value")
-    yield column.in_(select(listed.c.value))
+    dialect = conn.dialect.name
+    yield member_param(dialect, column, None, member_values(dialect, values))
 
 
-def member_param(dialect: str, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
-    """``member_of`` as a named parameter, for a statement built once per dialect (a
-    statement built per call costs more to build and key than the query on a hot path):
-    bind ``name`` to ``member_values(dialect, values)``."""
+_UNBOUND: Any = object()
+
+
+def member_param(
+    dialect: str, column: ColumnElement[Any], name: str | None, value: Any = _UNBOUND
+) -> ColumnElement[bool]:
+    """``column IN`` one parameter: named and left unbound, for a statement built once per
+    dialect (one built per call costs more to build and key than the query on a hot path),
+    then bound to ``member_values(dialect, values)``; or bound to ``value`` already."""
+    given = {} if value is _UNBOUND else {"value": value}
     if dialect == "postgresql":
-        return column == any_(bindparam(name, type_=ARRAY(column.type)))
-    listed = func.json_each(bindparam(name, type_=Text)).table_valued("value")
+        return column == any_(bindparam(name, type_=ARRAY(column.type), **given))
+    listed = func.json_each(bindparam(name, type_=Text, **given)).table_valued("value")
     return column.in_(select(listed.c.value))
 
 

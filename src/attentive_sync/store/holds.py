@@ -9,14 +9,15 @@ writes skip held customers; holds end by themselves at ``until``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, bindparam, delete, select
 from sqlalchemy.engine import Connection
 
 from attentive_sync.store import _sql
-from attentive_sync.store.db import json_text
 from attentive_sync.store.tables import customer_holds
 from attentive_sync.store.types import as_of, aware
 
@@ -85,16 +86,14 @@ def release_in(conn: Connection, holder: str, customer_ids: Sequence[int]) -> No
     """End ``holder``'s holds on ``customer_ids`` inside the caller's transaction."""
     if not customer_ids:
         return
-    if conn.dialect.name == "sqlite":
-        # Written once: recording every job runs this (see ``accepted.forget_in``).
-        conn.exec_driver_sql(_RELEASE_SQLITE, (holder, json_text(list(customer_ids))))
-        return
+    # Built once per dialect: recording every job runs this.
+    dialect = conn.dialect.name
+    params = {"holder": holder, "ids": _sql.member_values(dialect, customer_ids)}
+    conn.execute(_release_statement(dialect), params)
+
+
+@functools.cache
+def _release_statement(dialect: str) -> Any:
     t = customer_holds
-    for among in _sql.member_of(conn, t.c.customer_id, customer_ids):
-        conn.execute(delete(t).where(t.c.holder == holder, among))
-
-
-_RELEASE_SQLITE = (
-    "DELETE FROM customer_holds"
-    " WHERE holder = ? AND customer_id IN (SELECT value FROM json_each(?))"
-)
+    among = _sql.member_param(dialect, t.c.customer_id, "ids")
+    return delete(t).where(t.c.holder == bindparam("holder", type_=t.c.holder.type), among)

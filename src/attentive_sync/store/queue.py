@@ -243,11 +243,7 @@ class Queue(Generic[N, R]):
         return self._transition(seqs, by, values)
 
     def _owned_by(self, by: str) -> ColumnElement[bool]:
-        t = self._t
-        return or_(
-            and_(t.c.state == "leased", t.c.lease_owner == by),
-            and_(t.c.state == "inflight", t.c.job_id == by),
-        )
+        return _owned_by(self._t, by)
 
     def _transition(self, seqs: Sequence[int], by: str, values: Mapping[str, Any]) -> int:
 
@@ -394,9 +390,8 @@ def set_inflight(
     return int(conn.execute(stmt, params).rowcount)
 
 
-def _owned_by_param(t: Table) -> ColumnElement[bool]:
-    """``Queue._owned_by`` with ``by`` a parameter."""
-    by = bindparam("by", type_=t.c.lease_owner.type)
+def _owned_by(t: Table, by: Any) -> ColumnElement[bool]:
+    """Rows ``by`` (a lease owner or a job id; a value or a parameter) holds."""
     return or_(
         and_(t.c.state == "leased", t.c.lease_owner == by),
         and_(t.c.state == "inflight", t.c.job_id == by),
@@ -424,7 +419,8 @@ _LEASED = ("state", "lease_owner", "lease_expires_at")
 @functools.cache
 def _ack_statement(t: Table, dialect: str) -> Any:
     among = _sql.member_param(dialect, t.c.seq, "seqs")
-    return update(t).where(among, _owned_by_param(t)).values(state="done", lease_expires_at=None)
+    by = bindparam("by", type_=t.c.lease_owner.type)
+    return update(t).where(among, _owned_by(t, by)).values(state="done", lease_expires_at=None)
 
 
 @functools.cache
