@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import insert, text
@@ -219,6 +221,25 @@ def test_jobs_unsettled_at_the_upgrade_to_0007_hold_their_customers(blank_url: s
         store.jobs.mark_settled("job-old", 1, 0)
         store.jobs.mark_settled("job-backfill", 1, 0)
         assert [row.customer_id for row in store.deltas.lease(10, 60, "w")] == [1, 3]
+
+
+def test_holds_taken_before_0008_keep_holding_and_a_downgrade_drops_only_ranges(
+    blank_url: str,
+) -> None:
+    later = datetime(2100, 1, 1, tzinfo=timezone.utc)
+    with Store.from_url(blank_url) as store:
+        upgrade(store.engine, "0007")
+        store.holds.hold([5], "uncertain:x", "uncertain", later)
+        upgrade(store.engine)
+
+        assert store.holds.held([4, 5, 6]) == {5}
+        store.holds.hold_range(10, 20, "backfill:a", "backfill", later)
+        assert store.holds.held([5, 15, 25]) == {5, 15}
+
+        with store.engine.begin() as connection:
+            command.downgrade(store_db.alembic_config(connection), "0007")
+            holders = connection.scalars(text("SELECT holder FROM customer_holds")).all()
+        assert holders == ["uncertain:x"], "a range would have shrunk to its first customer"
 
 
 def test_an_uninitialised_store_says_how_to_fix_it(blank_url: str) -> None:

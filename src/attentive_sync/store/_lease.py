@@ -32,8 +32,9 @@ def held_back(t: Table, now: datetime, job_kinds: Sequence[str] | None) -> Colum
     """Whether a candidate row's customer is held back: they have a row held by a worker or
     job, or waiting for a later retry; with ``job_kinds`` (the kinds of job that carry this
     queue's rows), also when a job of any other kind that is not settled carries them or a
-    hold names them (a write of another kind, a backfill batch, a submission whose fate is
-    unknown, a job whose rows cannot hold their customers back: ``holds.JOB_HOLD``).
+    hold names them (a write of another kind, a backfill page being sent, a submission
+    whose fate is unknown, a job whose rows cannot hold their customers back:
+    ``holds.JOB_HOLD``), on its own or in a range.
 
     The customer's own rows are probed per candidate (a few rows of the partial index on
     unfinished rows), so a lease costs the same however many rows the run has in flight;
@@ -63,8 +64,21 @@ def held_back(t: Table, now: datetime, job_kinds: Sequence[str] | None) -> Colum
     )
     if job_kinds:
         in_jobs = in_jobs.where(bulk_jobs.c.kind.not_in(_sql.literal_in("own_jobs", job_kinds)))
-    on_hold = select(customer_holds.c.customer_id).where(customer_holds.c.until > now)
-    return or_(busy, t.c.customer_id.in_(union_all(in_jobs, on_hold)))
+    h = customer_holds.c
+    on_hold = select(h.customer_id).where(h.until > now)
+    # A range hold (a backfill page being sent) names customers beyond its first: probed
+    # per candidate through the partial index of the few range rows.
+    in_range = (
+        select(h.customer_id)
+        .where(
+            h.through.is_not(None),
+            h.through >= t.c.customer_id,
+            h.customer_id <= t.c.customer_id,
+            h.until > now,
+        )
+        .exists()
+    )
+    return or_(busy, t.c.customer_id.in_(union_all(in_jobs, on_hold)), in_range)
 
 
 def takeable_rows(

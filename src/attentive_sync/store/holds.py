@@ -2,19 +2,25 @@
 
 A hold is taken when a bulk submission's fate is unknown (the answer was lost, or a 5xx
 came back: the job may exist at Attentive and land later), so no newer write of that
-customer is submitted until such a job can no longer be pending; and by a backfill for
-the customers of a batch between its checks and its recorded job. Leases of attribute
-writes skip held customers; holds end by themselves at ``until``.
+customer is submitted until such a job can no longer be pending; by a job whose queue rows
+cannot hold its customers back; and by a backfill for the customers of a page's batches
+between their checks and their sends. Leases of attribute writes skip held customers;
+holds end by themselves at ``until``.
+
+A backfill page holds its customers as one range (``hold_range``): its members are read in
+customer order, so the range is tight, and one row replaces one per member. Customers in
+the range who are not in the page wait for the page's sends too (well under a second).
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, select
+from sqlalchemy import Engine, bindparam, delete, insert, select
 from sqlalchemy.engine import Connection
 
 from attentive_sync.store import _sql
@@ -37,6 +43,31 @@ class CustomerHolds:
             conn.execute(delete(t).where(t.c.until <= as_of(None)))
             hold_in(conn, customer_ids, holder, reason, until)
 
+    def hold_range(self, first: int, last: int, holder: str, reason: str, until: datetime) -> None:
+        """Hold every customer id from ``first`` to ``last`` for ``holder`` until ``until``
+        (one row, named by ``holder`` and ``first``; taking it again extends it)."""
+        if last < first:
+            raise ValueError(f"a range hold runs upwards, not from {first} to {last}")
+        t, until = customer_holds, aware(until, "until")
+        with self._engine.begin() as conn:
+            conn.execute(delete(t).where(t.c.until <= as_of(None)))
+            conn.execute(_RELEASE_RANGE, {"holder": holder, "first": first})
+            conn.execute(
+                insert(t),
+                {
+                    "customer_id": first,
+                    "through": last,
+                    "holder": holder,
+                    "reason": reason,
+                    "until": until,
+                },
+            )
+
+    def release_range(self, holder: str, first: int) -> None:
+        """End the range hold ``holder`` took from ``first``."""
+        with self._engine.begin() as conn:
+            conn.execute(_RELEASE_RANGE, {"holder": holder, "first": first})
+
     def release(self, holder: str, customer_ids: Sequence[int] | None = None) -> None:
         """End ``holder``'s holds (on ``customer_ids`` only, when given)."""
         t = customer_holds
@@ -49,14 +80,24 @@ class CustomerHolds:
     def held(
         self, customer_ids: Sequence[int], *, now: datetime | None = None, but: str = ""
     ) -> set[int]:
-        """Which of ``customer_ids`` a hold (other than ``but``'s) names at ``now``."""
-        t, found = customer_holds, set[int]()
+        """Which of ``customer_ids`` a hold (other than ``but``'s) names at ``now``, on
+        its own or in a range."""
+        t, found, now = customer_holds, set[int](), as_of(now)
+        if not customer_ids:
+            return found
         with self._engine.connect() as conn:
             for among in _sql.ids_among(conn, t.c.customer_id, customer_ids):
-                stmt = select(t.c.customer_id).where(
-                    among, t.c.until > as_of(now), t.c.holder != but
-                )
+                stmt = select(t.c.customer_id).where(among, t.c.until > now, t.c.holder != but)
                 found.update(conn.execute(stmt).scalars())
+            ranges = conn.execute(
+                _RANGES_OVER,
+                {"low": min(customer_ids), "high": max(customer_ids), "now": now, "but": but},
+            ).all()
+        if ranges:
+            ordered = sorted(set(customer_ids))
+            for first, last in ranges:
+                start = bisect.bisect_left(ordered, first)
+                found.update(ordered[start : bisect.bisect_right(ordered, last, lo=start)])
         return found.intersection(customer_ids)
 
 
@@ -97,3 +138,19 @@ def _release_statement(dialect: str) -> Any:
     t = customer_holds
     among = _sql.member_param(dialect, t.c.customer_id, "ids")
     return delete(t).where(t.c.holder == bindparam("holder", type_=t.c.holder.type), among)
+
+
+_RELEASE_RANGE = delete(customer_holds).where(
+    customer_holds.c.holder == bindparam("holder", type_=customer_holds.c.holder.type),
+    customer_holds.c.customer_id == bindparam("first", type_=customer_holds.c.customer_id.type),
+    customer_holds.c.through.is_not(None),
+)
+
+# The unexpired range holds of other holders that reach into [low, high].
+_RANGES_OVER = select(customer_holds.c.customer_id, customer_holds.c.through).where(
+    customer_holds.c.through.is_not(None),
+    customer_holds.c.through >= bindparam("low", type_=customer_holds.c.through.type),
+    customer_holds.c.customer_id <= bindparam("high", type_=customer_holds.c.customer_id.type),
+    customer_holds.c.until > bindparam("now", type_=customer_holds.c.until.type),
+    customer_holds.c.holder != bindparam("but", type_=customer_holds.c.holder.type),
+)

@@ -33,7 +33,7 @@ from attentive_sync.store import _sql
 from attentive_sync.store.accepted import forget_in
 from attentive_sync.store.db import json_text, json_value
 from attentive_sync.store.errors import InvalidRecordError, JobAlreadyRecordedError, UnknownJobError
-from attentive_sync.store.holds import JOB, JOB_HOLD, hold_in, job_holder, release_in
+from attentive_sync.store.holds import JOB, JOB_HOLD, hold_in, job_holder
 from attentive_sync.store.queue import set_inflight
 from attentive_sync.store.tables import (
     JOB_KINDS,
@@ -101,11 +101,8 @@ class JobRepository:
         run_label: str | None = None,
         *,
         now: datetime | None = None,
-        release_holder: str | None = None,
     ) -> RecordedJob:
-        """Record a submitted job, its items, and mark the queue rows it carries inflight;
-        with ``release_holder``, end that holder's holds on the job's customers in the same
-        transaction (the recorded job holds them back from here on).
+        """Record a submitted job, its items, and mark the queue rows it carries inflight.
 
         A job whose customers leases find through its queue rows, but not all of whose
         records are rows it moved inflight (its run's lease ran out meanwhile, or it
@@ -138,8 +135,6 @@ class JobRepository:
             if kind in self._carried_by_rows and moved < len(items):
                 customers = [i.customer_id for i in items]
                 hold_in(conn, customers, job_holder(job_id), JOB, now + JOB_HOLD)
-            if release_holder is not None:
-                release_in(conn, release_holder, [i.customer_id for i in items])
         return RecordedJob(
             job_id, kind, SUBMITTED, now, None, len(items), None, None, False, run_label
         )

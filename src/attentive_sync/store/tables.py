@@ -132,7 +132,9 @@ attribute_writes = _queue_table(
 )
 
 # Customers whose next write must wait: a submission whose fate is unknown (it may still
-# land at Attentive), or a backfill batch between its checks and its recorded job.
+# land at Attentive), a job whose rows cannot hold its customers, or a backfill page's
+# batches between their checks and their sends. A row names ``customer_id`` alone, or,
+# with ``through``, every customer id from ``customer_id`` to ``through`` (a range).
 customer_holds = Table(
     "customer_holds",
     metadata,
@@ -140,7 +142,15 @@ customer_holds = Table(
     Column("holder", String(200), primary_key=True),
     Column("reason", String(32), nullable=False),
     Column("until", UtcDateTime, nullable=False),
+    Column("through", BigInteger),
     Index("ix_customer_holds_until", "until"),
+    # The few range holds, found by their upper end.
+    Index(
+        "ix_customer_holds_through",
+        "through",
+        sqlite_where=text("through IS NOT NULL"),
+        postgresql_where=text("through IS NOT NULL"),
+    ),
 )
 
 bulk_jobs = Table(

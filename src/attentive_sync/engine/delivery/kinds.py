@@ -63,12 +63,10 @@ class Lifecycle(Protocol):
     ) -> None: ...
 
     def after_send(self, runtime: Runtime, items: Sequence[JobItem], owner: str) -> None:
-        """Called once the records ``sendable`` allowed were submitted (or failed), for
-        those no recorded job carries."""
-
-    def send_holder(self, owner: str) -> str | None:
-        """The hold ``sendable`` took for ``owner``, if any: recording a job of these
-        records ends it for the job's customers, in the same transaction."""
+        """Called once for the records one ``sendable`` call was given (``items``, the same
+        records), when their sends are over: let go of what the checks held. Not called
+        when a send may have left a job nobody recorded: then what they hold ends by
+        itself."""
 
 
 @dataclass(frozen=True)
@@ -86,9 +84,6 @@ class Queued:
 
     def after_send(self, runtime: Runtime, items: Sequence[JobItem], owner: str) -> None:
         """Nothing to undo: the lease was the hold."""
-
-    def send_holder(self, owner: str) -> str | None:
-        return None
 
     def accepted(self, runtime: Runtime, items: Sequence[JobItem], by: str) -> None:
         self.queue(runtime).ack([int(i.source_ref) for i in items], by=by)
@@ -196,8 +191,10 @@ class BackfillMember:
         audiences the customer is still in with nothing queued go to the back of the delta
         queue instead (as ``enter`` deltas, which send the source's membership then).
 
-        The records' customers are held first, so a delta leased from here on waits for
-        their job; a delta already leased or sent shows up in the checks.
+        The records' customers are held first, as the range of their ids (one row; the
+        page was read in customer order), so a delta leased from here on waits for their
+        sends; a delta already leased or sent shows up in the checks. ``after_send`` ends
+        the hold; a job recorded by then holds its customers itself.
         """
         parsed = {ref: self.parse(ref) for ref in refs}
         # By ref (one index probe each): by customer would read every record a job ever
@@ -215,7 +212,8 @@ class BackfillMember:
         # batch's fate is unknown and nothing newer of its customers may overtake it.
         holder, now = self.holder(owner), utcnow()
         until = now + timedelta(seconds=runtime.sync.uncertain_hold_seconds)
-        runtime.store.holds.hold(customers, holder, "backfill", until)
+        every = [cid for _, _, cid in parsed.values()]
+        runtime.store.holds.hold_range(min(every), max(every), holder, "backfill", until)
         busy = runtime.store.jobs.customers_in_flight(customers)
         busy |= runtime.store.holds.held(customers, now=now, but=holder)
         queued = {(a, c) for c, a in runtime.store.deltas.unfinished(customers, "audience")}
@@ -235,10 +233,6 @@ class BackfillMember:
             elif going:
                 deferred.append((ref, going))
         self.requeue_as_deltas(runtime, deferred, owner, now)
-        # Only the customers about to be submitted stay held (``after_send`` frees them).
-        going_customers = {records[ref][1] for ref in allowed}
-        if staying := [cid for cid in customers if cid not in going_customers]:
-            runtime.store.holds.release(holder, staying)
         return allowed
 
     @staticmethod
@@ -246,10 +240,8 @@ class BackfillMember:
         return f"backfill:{owner}"[:200]
 
     def after_send(self, runtime: Runtime, items: Sequence[JobItem], owner: str) -> None:
-        runtime.store.holds.release(self.holder(owner), [i.customer_id for i in items])
-
-    def send_holder(self, owner: str) -> str | None:
-        return self.holder(owner)
+        if items:
+            runtime.store.holds.release_range(self.holder(owner), min(i.customer_id for i in items))
 
     def accepted(self, runtime: Runtime, items: Sequence[JobItem], by: str) -> None:
         """Nothing to move: the ledger of accepted values is written for every record."""
@@ -339,9 +331,6 @@ class Unqueued:
 
     def after_send(self, runtime: Runtime, items: Sequence[JobItem], owner: str) -> None:
         """Nothing was held."""
-
-    def send_holder(self, owner: str) -> str | None:
-        return None
 
     def accepted(self, runtime: Runtime, items: Sequence[JobItem], by: str) -> None:
         """Nothing to move: the ledger of accepted values is written for every record."""

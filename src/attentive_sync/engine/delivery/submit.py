@@ -12,8 +12,9 @@ write of theirs is submitted until such an unrecorded job can no longer land aft
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
@@ -21,7 +22,7 @@ from typing import Any, Generic, TypeVar
 from attentive_sync.attentive import AttentiveClient, RequestRejected, RetryableError, StopRun
 from attentive_sync.domain.errors import REJECTED_BY_ATTENTIVE
 from attentive_sync.domain.users import BulkUser
-from attentive_sync.engine.delivery.kinds import LIFECYCLES, lifecycle
+from attentive_sync.engine.delivery.kinds import lifecycle
 from attentive_sync.engine.runtime import Runtime
 from attentive_sync.engine.stages import stage
 from attentive_sync.store.jobs import JobItem
@@ -148,12 +149,8 @@ def allowed_now(runtime: Runtime, items: Sequence[JobItem], owner: str) -> Allow
     }
 
 
-def sendable(
-    runtime: Runtime, batch: Batch, owner: str, allowed: Allowed | None = None
-) -> list[tuple[Wire, JobItem]]:
+def sendable(batch: Batch, allowed: Allowed) -> list[tuple[Wire, JobItem]]:
     """The batch's records that may go now (``allowed``: checked already, for its group)."""
-    if allowed is None:
-        allowed = allowed_now(runtime, batch.items, owner)
     return [
         (user, item)
         for user, item in zip(batch.users, batch.items, strict=True)
@@ -171,24 +168,74 @@ def send_batch(
     their lifecycle with its message. A failure that may have left a job at Attentive
     unrecorded (an uncertain answer, a job that could not be recorded, an answer without
     a job id) holds the batch's customers, so no newer write of theirs overtakes it.
+
+    ``allowed``: the batch was checked already, with its group (``send_batches``), and
+    the group lets go of what its checks held; without it, the batch is checked here.
     """
+    if allowed is not None:
+        return _send_checked(runtime, batch, kind, owner, allowed)
+    with _checks_held(runtime, batch.items, owner) as checked:
+        return checked.send(runtime, batch, kind, owner)
+
+
+def _send_checked(
+    runtime: Runtime, batch: Batch, kind: str, owner: str, allowed: Allowed
+) -> SendResult:
     with stage("send checks"):
-        pending = sendable(runtime, batch, owner, allowed)
-    items = [item for _, item in pending]
-    recorded: set[int] = set()
+        pending = sendable(batch, allowed)
     try:
-        result = _submit(runtime, pending, kind, owner, recorded)
-    except (RetryableError, StopRun) as exc:
-        if not getattr(exc, "may_have_applied", False):
-            # Nothing of it reached Attentive but the parts already recorded.
-            _after_send(runtime, [i for i in items if id(i) not in recorded], owner)
+        result = _submit(runtime, pending, kind, owner)
+    except (RetryableError, StopRun):
         raise
     except Exception:
-        hold_uncertain(runtime, items)
+        hold_uncertain(runtime, [item for _, item in pending])
         raise
-    _after_send(runtime, [i for i in items if id(i) not in recorded], owner)
     result.held_back = len(batch.users) - len(pending)
     return result
+
+
+def may_have_left_jobs(exc: BaseException) -> bool:
+    """Whether a send that failed with ``exc`` may have left a job nobody recorded."""
+    if isinstance(exc, (RetryableError, StopRun)):
+        return bool(getattr(exc, "may_have_applied", False))
+    return True
+
+
+@dataclass
+class _Checked:
+    """Records checked together: which may go, and whether a send of theirs may have left
+    a job nobody recorded (then what the checks hold is kept, and ends by itself)."""
+
+    allowed: Allowed
+    uncertain: bool = False
+
+    def send(self, runtime: Runtime, batch: Batch, kind: str, owner: str) -> SendResult:
+        try:
+            return _send_checked(runtime, batch, kind, owner, self.allowed)
+        except BaseException as exc:
+            self.uncertain |= may_have_left_jobs(exc)
+            raise
+
+
+@contextmanager
+def _checks_held(runtime: Runtime, items: Sequence[JobItem], owner: str) -> Iterator[_Checked]:
+    """Check ``items`` together (``allowed_now``) and, once their sends are over, let go of
+    what the checks held, unless a send may have left a job nobody recorded."""
+    try:
+        with stage("send checks"):
+            checked = _Checked(allowed_now(runtime, items, owner))
+    except BaseException:
+        # The checks may have held some of the customers: hand them back.
+        _after_send(runtime, items, owner)
+        raise
+    try:
+        yield checked
+    except BaseException as exc:
+        checked.uncertain |= may_have_left_jobs(exc)
+        raise
+    finally:
+        if not checked.uncertain:
+            _after_send(runtime, items, owner)
 
 
 def _after_send(runtime: Runtime, items: Sequence[JobItem], owner: str) -> None:
@@ -197,12 +244,6 @@ def _after_send(runtime: Runtime, items: Sequence[JobItem], owner: str) -> None:
     with stage("after send"):
         for group in _by_kind(items).values():
             lifecycle(group[0]).after_send(runtime, group, owner)
-
-
-def _send_holder(items: Sequence[JobItem], owner: str) -> str | None:
-    """The send hold these records' kind took, when they are all of one kind."""
-    holders = {LIFECYCLES[kind].send_holder(owner) for kind in {i.source_kind for i in items}}
-    return holders.pop() if len(holders) == 1 else None
 
 
 def hold_uncertain(runtime: Runtime, items: Sequence[JobItem]) -> int:
@@ -218,13 +259,9 @@ def hold_uncertain(runtime: Runtime, items: Sequence[JobItem]) -> int:
 
 
 def _submit(
-    runtime: Runtime,
-    pending: list[tuple[Wire, JobItem]],
-    kind: str,
-    owner: str,
-    recorded: set[int],
+    runtime: Runtime, pending: list[tuple[Wire, JobItem]], kind: str, owner: str
 ) -> SendResult:
-    """Submit ``pending``; the ids of the items a recorded job carries go in ``recorded``."""
+    """Submit ``pending``, recording each job the moment Attentive returns its id."""
     by_user = {id(u): item for u, item in pending}
     result = SendResult()
     if not pending:
@@ -233,10 +270,7 @@ def _submit(
     def record(job: SubmittedJob[Wire]) -> None:
         items = [by_user[id(u)] for u in job.users]
         with stage("record job"):
-            runtime.store.jobs.record_job(
-                job.job_id, kind, items, owner, release_holder=_send_holder(items, owner)
-            )
-        recorded.update(id(item) for item in items)
+            runtime.store.jobs.record_job(job.job_id, kind, items, owner)
         result.job_ids.append(job.job_id)
         result.records_sent += len(items)
 
@@ -256,31 +290,14 @@ def send_batches(
     runtime: Runtime, batches: list[Batch], kind: str, owner: str, workers: int
 ) -> list[SendResult]:
     """Send several batches at once on ``workers`` threads (the shared rate limiter paces
-    them), their records checked together first. A retry of the whole group is safe: what
-    a recorded job carries is skipped."""
+    them), their records checked together first and let go together once every batch is
+    over. A retry of the whole group is safe: what a recorded job carries is skipped."""
     if len(batches) <= 1:
         return [send_batch(runtime, b, kind, owner) for b in batches]
-    try:
-        with stage("send checks"):
-            allowed = allowed_now(runtime, [i for b in batches for i in b.items], owner)
-    except Exception:
-        # The checks may have held some of the group's customers: hand them back.
-        _after_send(runtime, [i for b in batches for i in b.items], owner)
-        raise
-
-    def send(batch: Batch) -> SendResult:
-        return send_batch(runtime, batch, kind, owner, allowed)
-
-    if workers > 1:
-        # Every batch is started (each hands back what it holds and does not send).
+    with _checks_held(runtime, [i for b in batches for i in b.items], owner) as checked:
+        if workers <= 1:
+            # A failure stops the group: the batches after it are not sent now.
+            return [checked.send(runtime, batch, kind, owner) for batch in batches]
+        # Every batch is started; a failure is raised once all are over.
         with ThreadPoolExecutor(min(workers, len(batches)), thread_name_prefix="bulk-send") as pool:
-            return list(pool.map(send, batches))
-    results: list[SendResult] = []
-    for n, batch in enumerate(batches):
-        try:
-            results.append(send(batch))
-        except BaseException:
-            # The batches after this one will not go now: hand back their holds.
-            _after_send(runtime, [i for b in batches[n + 1 :] for i in b.items], owner)
-            raise
-    return results
+            return list(pool.map(lambda batch: checked.send(runtime, batch, kind, owner), batches))
