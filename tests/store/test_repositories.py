@@ -116,6 +116,46 @@ def test_jobs_are_followed_until_settled(store: Store) -> None:
     assert store.jobs.get("job-b").finished_at == at(50)
 
 
+def test_settling_a_job_marks_its_rows_done_and_records_its_values_as_of_its_submission(
+    store: Store,
+) -> None:
+    seqs = _leased_deltas(store, 3)
+    items = [
+        JobItem(c, "delta", str(seq), {"vip": True}) for c, seq in zip((1, 2, 3), seqs, strict=True)
+    ]
+    store.jobs.record_job("job-1", "audience_incremental", items, "w", now=at(1))
+    # A job submitted later already set customer 2's value: it is not overwritten.
+    store.accepted.record_many([AcceptedAttribute(2, "vip", False, "job-2", at(5))])
+    # Customer 3's row went back to the queue (retried) before the job settled.
+    store.deltas.nack([seqs[2]], "a 5xx for this record", at(60), by="job-1")
+
+    store.jobs.mark_settled("job-1", 3, 0, now=at(10), done=items, values=items[:2])
+
+    assert [row.state for row in store.deltas.get(seqs)] == ["done", "done", "pending"]
+    ledger = store.accepted.for_customers([1, 2, 3])
+    assert (ledger[1], ledger[2], ledger.get(3)) == ({"vip": True}, {"vip": False}, None)
+    assert store.jobs.get("job-1").settled
+
+
+def test_a_settlement_that_fails_midway_leaves_nothing_behind(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seqs = _leased_deltas(store, 1)
+    items = [JobItem(1, "delta", str(seqs[0]), {"vip": True})]
+    store.jobs.record_job("job-1", "audience_incremental", items, "w", now=at(1))
+
+    def crash(*_: object, **__: object) -> int:
+        raise RuntimeError("worker died after the ledger was written")
+
+    monkeypatch.setattr(jobs_module, "ack_in", crash)
+    with pytest.raises(RuntimeError):
+        store.jobs.mark_settled("job-1", 1, 0, done=items, values=items)
+
+    assert not store.jobs.get("job-1").settled
+    assert store.accepted.for_customers([1]) == {}
+    assert store.deltas.get(seqs)[0].state == "inflight"
+
+
 def test_unknown_jobs_are_reported(store: Store) -> None:
     with pytest.raises(UnknownJobError):
         store.jobs.update_status("nope", "COMPLETED")

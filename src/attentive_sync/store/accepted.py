@@ -43,23 +43,8 @@ class AcceptedAttributes:
         Latest wins by ``accepted_at``: a job that settles late must not overwrite a value
         a newer job already set.
         """
-        latest: dict[tuple[int, str], AcceptedAttribute] = {}
-        for record in records:
-            key = (record.customer_id, record.name)
-            if key not in latest or record.accepted_at >= latest[key].accepted_at:
-                latest[key] = record
-        rows = [(r.customer_id, r.name, r.value, r.job_id, r.accepted_at) for r in latest.values()]
         with self._engine.begin() as conn:
-            for chunk in _sql.chunks(rows):
-                _sql.insert_rows(
-                    conn,
-                    accepted_attributes,
-                    chunk,
-                    _COLUMNS,
-                    upsert=(_KEY, ("value", "job_id", "accepted_at")),
-                    unless_older="accepted_at",
-                )
-        return len(rows)
+            return record_in(conn, records)
 
     def forget(self, pairs: Iterable[tuple[int, str]]) -> None:
         """Drop what the ledger holds for these (customer, attribute) pairs: a job whose
@@ -76,6 +61,26 @@ class AcceptedAttributes:
                 for cid, name, value in conn.execute(stmt):
                     found.setdefault(cid, {})[name] = value
         return found
+
+
+def record_in(conn: Connection, records: Iterable[AcceptedAttribute]) -> int:
+    """``AcceptedAttributes.record_many`` inside the caller's transaction."""
+    latest: dict[tuple[int, str], AcceptedAttribute] = {}
+    for record in records:
+        key = (record.customer_id, record.name)
+        if key not in latest or record.accepted_at >= latest[key].accepted_at:
+            latest[key] = record
+    rows = [(r.customer_id, r.name, r.value, r.job_id, r.accepted_at) for r in latest.values()]
+    for chunk in _sql.chunks(rows):
+        _sql.insert_rows(
+            conn,
+            accepted_attributes,
+            chunk,
+            _COLUMNS,
+            upsert=(_KEY, ("value", "job_id", "accepted_at")),
+            unless_older="accepted_at",
+        )
+    return len(rows)
 
 
 def forget_in(conn: Connection, pairs: Iterable[tuple[int, str]]) -> None:

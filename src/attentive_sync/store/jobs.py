@@ -30,11 +30,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from attentive_sync.store import _sql
-from attentive_sync.store.accepted import forget_in
+from attentive_sync.store.accepted import AcceptedAttribute, forget_in, record_in
 from attentive_sync.store.db import json_text, json_value
 from attentive_sync.store.errors import InvalidRecordError, JobAlreadyRecordedError, UnknownJobError
 from attentive_sync.store.holds import JOB, JOB_HOLD, hold_in, job_holder
-from attentive_sync.store.queue import set_inflight
+from attentive_sync.store.queue import ack_in, set_inflight
 from attentive_sync.store.tables import (
     JOB_KINDS,
     SOURCE_KINDS,
@@ -201,14 +201,32 @@ class JobRepository:
         rejected: int,
         *,
         now: datetime | None = None,
+        done: Sequence[JobItem] = (),
+        values: Sequence[JobItem] = (),
     ) -> None:
-        """The job's per-record results were applied to the queues and ledgers; a hold the
-        job took on its customers (see ``record_job``) ends with it."""
+        """The job's per-record results were applied: it is settled. In the same
+        transaction, the queue rows among ``done`` that the job carries are done, and
+        the attributes of ``values`` go to the ledger of accepted values as of the job's
+        submission (latest wins by submission time: a job that settles late must not
+        overwrite a value that a job submitted after it already set). A hold the job took
+        on its customers (see ``record_job``) ends with it."""
         params = {"the_job": job_id, "n_accepted": accepted, "n_rejected": rejected}
         with self._engine.begin() as conn:
-            kind = conn.execute(_MARK_SETTLED, {**params, "at": as_of(now)}).scalar()
-            if kind is None:
+            found = conn.execute(_MARK_SETTLED, {**params, "at": as_of(now)}).first()
+            if found is None:
                 raise UnknownJobError(f"no bulk job {job_id} was recorded")
+            kind, submitted_at = found
+            record_in(
+                conn,
+                (
+                    AcceptedAttribute(item.customer_id, name, value, job_id, submitted_at)
+                    for item in values
+                    for name, value in item.attributes.items()
+                ),
+            )
+            for source_kind, table in self._queues.items():
+                seqs = [int(i.source_ref) for i in done if i.source_kind == source_kind]
+                ack_in(conn, table, seqs, by=job_id)
             if kind in self._carried_by_rows:
                 # By holder alone: few holds are kept at a time, and whatever took this
                 # job's (recording it, a row parked while it ran) ends here.
@@ -364,7 +382,7 @@ _MARK_SETTLED = (
         # Keep the finish time the status poll saw; settling later must not move it.
         finished_at=func.coalesce(bulk_jobs.c.finished_at, _AT),
     )
-    .returning(bulk_jobs.c.kind)
+    .returning(bulk_jobs.c.kind, bulk_jobs.c.submitted_at)
 )
 
 _END_JOB_HOLDS = delete(customer_holds).where(customer_holds.c.holder == bindparam("holder"))

@@ -196,11 +196,8 @@ class Queue(Generic[N, R]):
         """
         if not seqs:
             return 0
-        # The common transition (settling acks every record it accepted): built once.
         with self._engine.begin() as conn:
-            dialect = conn.dialect.name
-            params = {"seqs": _sql.member_values(dialect, seqs), "by": by}
-            return int(conn.execute(_ack_statement(self._t, dialect), params).rowcount)
+            return ack_in(conn, self._t, seqs, by)
 
     def nack(self, seqs: Sequence[int], error: str, retry_at: datetime, *, by: str) -> int:
         """Send rows ``by`` holds back to pending, to be leased again from ``retry_at``."""
@@ -414,6 +411,16 @@ def _leased_rows(row_type: type[R], columns: tuple[str, ...]) -> Callable[[Any, 
 
 
 _LEASED = ("state", "lease_owner", "lease_expires_at")
+
+
+def ack_in(conn: Connection, t: Table, seqs: Sequence[int], by: str) -> int:
+    """``Queue.ack`` on queue table ``t`` inside the caller's transaction."""
+    if not seqs:
+        return 0
+    # The common transition (settling acks every record it accepted): built once.
+    dialect = conn.dialect.name
+    params = {"seqs": _sql.member_values(dialect, seqs), "by": by}
+    return int(conn.execute(_ack_statement(t, dialect), params).rowcount)
 
 
 @functools.cache

@@ -13,6 +13,10 @@ lifecycle here, and nowhere else does code ask which kind a record is:
   same way.
 - ``notice`` and ``profile`` items of jobs recorded before attribute writes were queued:
   settled as they were then (retry -> the quarantine, whose replay rebuilds them).
+
+Two moves belong to the store, each in the one transaction of its job: the queue rows a
+job carries go inflight when it is recorded, and those it got accepted are done when it
+settles (``JobRepository.record_job`` and ``mark_settled``).
 """
 
 from __future__ import annotations
@@ -52,8 +56,6 @@ class Lifecycle(Protocol):
         """Which of ``refs`` may be submitted now by ``owner`` (a retried send skips the
         ones a recorded job carries already)."""
 
-    def accepted(self, runtime: Runtime, items: Sequence[JobItem], by: str) -> None: ...
-
     def retry_later(
         self, runtime: Runtime, failed: Sequence[tuple[JobItem, str]], by: str, now: datetime
     ) -> RetryOutcome: ...
@@ -84,9 +86,6 @@ class Queued:
 
     def after_send(self, runtime: Runtime, items: Sequence[JobItem], owner: str) -> None:
         """Nothing to undo: the lease was the hold."""
-
-    def accepted(self, runtime: Runtime, items: Sequence[JobItem], by: str) -> None:
-        self.queue(runtime).ack([int(i.source_ref) for i in items], by=by)
 
     def retry_later(
         self, runtime: Runtime, failed: Sequence[tuple[JobItem, str]], by: str, now: datetime
@@ -243,9 +242,6 @@ class BackfillMember:
         if items:
             runtime.store.holds.release_range(self.holder(owner), min(i.customer_id for i in items))
 
-    def accepted(self, runtime: Runtime, items: Sequence[JobItem], by: str) -> None:
-        """Nothing to move: the ledger of accepted values is written for every record."""
-
     def retry_later(
         self, runtime: Runtime, failed: Sequence[tuple[JobItem, str]], by: str, now: datetime
     ) -> RetryOutcome:
@@ -331,9 +327,6 @@ class Unqueued:
 
     def after_send(self, runtime: Runtime, items: Sequence[JobItem], owner: str) -> None:
         """Nothing was held."""
-
-    def accepted(self, runtime: Runtime, items: Sequence[JobItem], by: str) -> None:
-        """Nothing to move: the ledger of accepted values is written for every record."""
 
     def retry_later(
         self, runtime: Runtime, failed: Sequence[tuple[JobItem, str]], by: str, now: datetime

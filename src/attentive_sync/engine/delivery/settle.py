@@ -2,7 +2,8 @@
 
 Each job is settled by one run: the run claims it first (``claim_for_settling``), and
 every row transition checks that the row is still the job's. For each record: accepted
--> the ledger of what Attentive holds, and its lifecycle's ``accepted``; refused -> its
+-> the ledger of what Attentive holds and, for a queue row, done (both in the transaction
+that marks the job settled: ``JobRepository.mark_settled``); refused -> its
 lifecycle's ``rejected`` (the quarantine, with Attentive's message); retryable (a 5xx or
 429 record, a job that FAILED or that Attentive no longer knows, a line missing from the
 results, a results download that failed or broke off) -> its lifecycle's ``retry_later``:
@@ -12,7 +13,7 @@ A COMPLETED job whose results cannot be read at all (no results file, a file wit
 record, or one whose content is not the documented record-and-response lines) has had its
 records applied by Attentive's own account; sending them again would repeat that for
 ever. Its records are counted as applied (``assumed_applied`` in the run report), their
-lifecycle's ``accepted``, but the ledger of accepted values does not record them, so a
+queue rows done, but the ledger of accepted values does not record them, so a
 later write of the same value is sent rather than skipped.
 """
 
@@ -39,7 +40,6 @@ from attentive_sync.engine.delivery.kinds import RetryOutcome, lifecycle
 from attentive_sync.engine.delivery.submit import hold_uncertain
 from attentive_sync.engine.runtime import Runtime
 from attentive_sync.engine.stages import stage
-from attentive_sync.store.accepted import AcceptedAttribute
 from attentive_sync.store.jobs import JobItem
 from attentive_sync.store.types import utcnow
 
@@ -209,22 +209,16 @@ def _apply(
             outcome.rejected += 1
         else:
             retry.append((item, result.message if result else found.missing or "no result"))
-    # Latest wins by *submission* time: a job that settles late must not overwrite a
-    # value that a job submitted after it already set.
-    submitted = store.jobs.get(job.job_id).submitted_at
-    store.accepted.record_many(
-        AcceptedAttribute(i.customer_id, name, value, job.job_id, submitted)
-        for i in accepted
-        for name, value in i.attributes.items()
-    )
-    for group in _by_kind(accepted, lambda item: item).values():
-        lifecycle(group[0]).accepted(runtime, group, job.job_id)
     retried = RetryOutcome()
     for failed in _by_kind(retry, lambda pair: pair[0]).values():
         retried.add(lifecycle(failed[0][0]).retry_later(runtime, failed, job.job_id, now))
     outcome.retried, outcome.parked = retried.retried, retried.parked
     outcome.accepted = len(accepted)
-    store.jobs.mark_settled(job.job_id, outcome.accepted, outcome.rejected)
+    # One transaction: the accepted rows are done, their values go to the ledger (latest
+    # wins by *submission* time), and the job is settled.
+    store.jobs.mark_settled(
+        job.job_id, outcome.accepted, outcome.rejected, done=accepted, values=accepted
+    )
     return outcome
 
 
@@ -238,9 +232,9 @@ def _settle_unreadable(
         why,
         len(items),
     )
-    for group in _by_kind(items, lambda item: item).values():
-        lifecycle(group[0]).accepted(runtime, group, job.job_id)
-    runtime.store.jobs.mark_settled(job.job_id, len(items), 0)
+    # Done, as accepted; what Attentive holds for them is not known, so the ledger is not
+    # told (see ``record_job``: recording the job made it forget their attributes).
+    runtime.store.jobs.mark_settled(job.job_id, len(items), 0, done=items)
     return SettleResult(job.job_id, job.status, assumed_applied=len(items), results_unreadable=1)
 
 
