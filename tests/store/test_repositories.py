@@ -156,6 +156,23 @@ def test_a_settlement_that_fails_midway_leaves_nothing_behind(
     assert store.deltas.get(seqs)[0].state == "inflight"
 
 
+def test_a_claim_after_a_poll_that_saw_the_job_finish_stores_its_status(store: Store) -> None:
+    item = [JobItem(1, "backfill", "vip:1")]
+    store.jobs.record_job("job-a", "audience_backfill", item, now=at(1))
+    store.jobs.record_job("job-b", "audience_backfill", item, now=at(2))
+    store.jobs.update_status("job-b", "COMPLETED", finished_at=at(20))
+    assert store.jobs.claim_for_settling(["job-a"], "run-1", 60, now=at(30)) == ["job-a"]
+    assert store.jobs.get("job-a").status == "SUBMITTED", "a claim alone changes no status"
+
+    assert store.jobs.claim_for_settling(["job-a"], "run-2", 60, now=at(31), finished="X") == []
+    store.jobs.claim_for_settling(["job-a"], "run-1", 60, now=at(32), finished="FAILED")
+    store.jobs.claim_for_settling(["job-b"], "run-1", 60, now=at(33), finished="COMPLETED")
+
+    a, b = store.jobs.get("job-a"), store.jobs.get("job-b")
+    assert (a.status, a.finished_at) == ("FAILED", at(32))
+    assert (b.status, b.finished_at) == ("COMPLETED", at(20)), "the first finish time stays"
+
+
 def test_unknown_jobs_are_reported(store: Store) -> None:
     with pytest.raises(UnknownJobError):
         store.jobs.update_status("nope", "COMPLETED")

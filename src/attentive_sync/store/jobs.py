@@ -172,15 +172,25 @@ class JobRepository:
         seconds: float,
         *,
         now: datetime | None = None,
+        finished: str | None = None,
     ) -> list[str]:
         """Take the right to settle these jobs for ``seconds``; returns those ``owner`` got.
+        With ``finished``, the final status a poll just read: it is stored with the claim,
+        and ``now`` as the finish time unless one is stored already (one write instead of
+        a status update and then a claim).
 
         A job is settled by one run: one that another run holds an unexpired claim on,
         or that is settled already, is not returned. On PostgreSQL concurrent claims
         serialise on the job rows; on SQLite every write transaction does.
         """
         now = as_of(now)
-        values = {"owner": owner, "now": now, "until": now + timedelta(seconds=seconds)}
+        values = {
+            "owner": owner,
+            "now": now,
+            "until": now + timedelta(seconds=seconds),
+            "final_status": finished,
+            "finished_now": now if finished is not None else None,
+        }
         claimed: list[str] = []
         with self._engine.begin() as conn:
             if len(job_ids) == 1:
@@ -345,16 +355,24 @@ def _distinct(values: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 
 def _claim(which: ColumnElement[bool]) -> Any:
     """Claim the unsettled jobs ``which`` selects that no other run holds an unexpired
-    claim on (parameters: ``owner``, ``now``, ``until``)."""
+    claim on (parameters: ``owner``, ``now``, ``until``; ``final_status`` and
+    ``finished_now``, null unless a poll just saw the job finish)."""
     t = bulk_jobs.c
     owner = bindparam("owner", type_=t.settle_owner.type)
     now = bindparam("now", type_=t.settle_expires_at.type)
     free = or_(t.settle_owner.is_(None), t.settle_expires_at <= now, t.settle_owner == owner)
     until = bindparam("until", type_=t.settle_expires_at.type)
+    final_status = bindparam("final_status", type_=t.status.type)
+    finished_now = bindparam("finished_now", type_=t.finished_at.type)
     return (
         update(bulk_jobs)
         .where(which, t.settled.is_(False), free)
-        .values(settle_owner=owner, settle_expires_at=until)
+        .values(
+            settle_owner=owner,
+            settle_expires_at=until,
+            status=func.coalesce(final_status, t.status),
+            finished_at=func.coalesce(t.finished_at, finished_now),
+        )
         .returning(t.job_id)
     )
 

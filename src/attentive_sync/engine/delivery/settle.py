@@ -93,13 +93,15 @@ def _poll_one(runtime: Runtime, job_id: str) -> BulkJob:
         except NotFound:
             # Attentive keeps jobs two weeks; a job it no longer knows is settled as lost.
             job = BulkJob(job_id, LOST, None, None)
-        finished_at = utcnow() if job.finished else None
-        runtime.store.jobs.update_status(job_id, job.status, finished_at=finished_at)
+        if not job.finished:
+            # A finished job's status is stored with the claim that settles it.
+            runtime.store.jobs.update_status(job_id, job.status)
     return job
 
 
 def poll_jobs(runtime: Runtime, job_ids: list[str], workers: int = 1) -> list[BulkJob]:
-    """Read and store each job's status; unknown statuses count as unfinished."""
+    """Read each job's status, and store it for a job still running (a finished job's
+    is stored by the claim that settles it); unknown statuses count as unfinished."""
     return _fan_out(lambda job_id: _poll_one(runtime, job_id), job_ids, workers)
 
 
@@ -116,7 +118,9 @@ def _claim_and_settle(runtime: Runtime, job: BulkJob, owner: str) -> SettleResul
     # Claimed one job at a time, just before it is settled, and briefly: a run killed
     # while settling holds its job (and the job's customers) back for seconds, not minutes.
     with stage("settle: claim"):
-        claimed = runtime.store.jobs.claim_for_settling([job.job_id], owner, SETTLE_CLAIM_SECONDS)
+        claimed = runtime.store.jobs.claim_for_settling(
+            [job.job_id], owner, SETTLE_CLAIM_SECONDS, finished=job.status if job.finished else None
+        )
     if not claimed:
         return None
     return settle_job(runtime, job)
