@@ -850,16 +850,17 @@ def test_a_delta_of_a_customer_in_a_page_being_sent_waits_for_its_sends(
     assert at_emulator(emulator, runtime, inside, "vip") is False
 
 
-def test_a_page_whose_send_may_have_left_a_job_keeps_its_range_until_it_runs_out(
+def test_a_lost_answer_holds_the_requests_customers_and_the_pages_range_ends(
     any_runtime, emulator, monkeypatch
 ):
-    """A lost answer: the job may exist at Attentive unrecorded. The page's range stays
-    (as well as the uncertain hold on the batch), so nothing newer of its customers is
-    leased before it runs out (a failure that sent nothing hands it back at once: see
-    ``test_a_batch_that_fails_in_a_group_sent_one_by_one_hands_the_rest_back``)."""
+    """A lost answer: the job may exist at Attentive unrecorded. Each batch's customers are
+    held on their own (for ``uncertain_hold_seconds``), so nothing newer of theirs is
+    leased; the page's range ends with its sends, freeing the customers in it who were not
+    in the page."""
     runtime = any_runtime
     batches = _backfill_batches(runtime, 6, batch_size=2)
     members = sorted(item.customer_id for batch in batches for item in batch.items)
+    outside = next(c for c in range(members[0], members[-1]) if c not in members)
 
     def lost(users, on_uncertain=None):
         if on_uncertain is not None:
@@ -870,7 +871,36 @@ def test_a_page_whose_send_may_have_left_a_job_keeps_its_range_until_it_runs_out
     with pytest.raises(TransportError):
         send_batches(runtime, batches, "audience_backfill", "bf", workers=2)
 
+    assert _holds_of(runtime, "backfill:bf") == []
+    assert runtime.store.holds.held(members) == set(members)
+    now = datetime.now(timezone.utc)
+    deltas = [NewDelta("vip", c, "exit", now) for c in (members[-1], outside)]
+    runtime.store.deltas.enqueue(deltas)
+    assert [row.customer_id for row in runtime.store.deltas.lease(10, 60, "x")] == [outside]
+
+
+@pytest.mark.parametrize("cut", ["interrupt", "the hold failed"])
+def test_a_send_cut_short_before_its_customers_were_held_keeps_the_pages_range(
+    any_runtime, emulator, monkeypatch, cut
+):
+    """Interrupted mid-send, or unable to hold the customers of what it may have sent: the
+    page's range is the only hold left, so it stays until it runs out."""
+    runtime = any_runtime
+    batches = _backfill_batches(runtime, 6, batch_size=2)
+    members = sorted(item.customer_id for batch in batches for item in batch.items)
+    failure: BaseException = KeyboardInterrupt() if cut == "interrupt" else RuntimeError("bug")
+
+    def cut_short(users, on_uncertain=None):
+        raise failure
+
+    def no_hold(*args, **kwargs):
+        raise OperationalError("INSERT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(runtime.client, "submit_bulk_users", cut_short)
+    if cut != "interrupt":
+        monkeypatch.setattr("attentive_sync.engine.delivery.submit.hold_uncertain", no_hold)
+    with pytest.raises((KeyboardInterrupt, OperationalError)):
+        send_batches(runtime, batches, "audience_backfill", "bf", workers=1)
+
     assert _holds_of(runtime, "backfill:bf") == [members[0]]
     assert runtime.store.holds.held(members) == set(members)
-    runtime.store.deltas.enqueue([NewDelta("vip", members[-1], "exit", datetime.now(timezone.utc))])
-    assert runtime.store.deltas.lease(10, 60, "x") == []

@@ -171,6 +171,8 @@ def test_a_claim_after_a_poll_that_saw_the_job_finish_stores_its_status(store: S
     a, b = store.jobs.get("job-a"), store.jobs.get("job-b")
     assert (a.status, a.finished_at) == ("FAILED", at(32))
     assert (b.status, b.finished_at) == ("COMPLETED", at(20)), "the first finish time stays"
+    with pytest.raises(ValueError, match="one job"):
+        store.jobs.claim_for_settling(["job-a", "job-b"], "run-1", 60, finished="COMPLETED")
 
 
 def test_unknown_jobs_are_reported(store: Store) -> None:

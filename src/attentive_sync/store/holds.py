@@ -9,7 +9,10 @@ holds end by themselves at ``until``.
 
 A backfill page holds its customers as one range (``hold_range``): its members are read in
 customer order, so the range is tight, and one row replaces one per member. Customers in
-the range who are not in the page wait for the page's sends too (well under a second).
+the range who are not in the page wait for the page's sends too. The range ends when the
+sends are over, failed ones included: a send that may have left a job holds its own
+customers (an uncertain hold). Only a send cut short before that hold was taken leaves the
+range to run out.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ class CustomerHolds:
 
     def hold_range(self, first: int, last: int, holder: str, reason: str, until: datetime) -> None:
         """Hold every customer id from ``first`` to ``last`` for ``holder`` until ``until``
-        (one row, named by ``holder`` and ``first``; taking it again extends it)."""
+        (one row, named by ``holder`` and ``first``; taking it again replaces it)."""
         if last < first:
             raise ValueError(f"a range hold runs upwards, not from {first} to {last}")
         t, until = customer_holds, aware(until, "until")

@@ -183,6 +183,8 @@ class JobRepository:
         or that is settled already, is not returned. On PostgreSQL concurrent claims
         serialise on the job rows; on SQLite every write transaction does.
         """
+        if finished is not None and len(job_ids) != 1:
+            raise ValueError("a finished status is stored with the claim of one job")
         now = as_of(now)
         values = {
             "owner": owner,

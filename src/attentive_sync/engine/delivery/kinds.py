@@ -66,9 +66,9 @@ class Lifecycle(Protocol):
 
     def after_send(self, runtime: Runtime, items: Sequence[JobItem], owner: str) -> None:
         """Called once for the records one ``sendable`` call was given (``items``, the same
-        records), when their sends are over: let go of what the checks held. Not called
-        when a send may have left a job nobody recorded: then what they hold ends by
-        itself."""
+        records), when their sends are over or the checks failed: let go of what the
+        checks held. Not called when a send was cut short before what it may have sent
+        was held on its own: then what the checks hold ends by itself."""
 
 
 @dataclass(frozen=True)

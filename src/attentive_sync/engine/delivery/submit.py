@@ -158,9 +158,7 @@ def sendable(batch: Batch, allowed: Allowed) -> list[tuple[Wire, JobItem]]:
     ]
 
 
-def send_batch(
-    runtime: Runtime, batch: Batch, kind: str, owner: str, allowed: Allowed | None = None
-) -> SendResult:
+def send_batch(runtime: Runtime, batch: Batch, kind: str, owner: str) -> SendResult:
     """Submit what of ``batch`` may go now and record every job it became.
 
     Retryable errors propagate so the caller's retry owner can act (a retry sends only
@@ -168,59 +166,47 @@ def send_batch(
     their lifecycle with its message. A failure that may have left a job at Attentive
     unrecorded (an uncertain answer, a job that could not be recorded, an answer without
     a job id) holds the batch's customers, so no newer write of theirs overtakes it.
-
-    ``allowed``: the batch was checked already, with its group (``send_batches``), and
-    the group lets go of what its checks held; without it, the batch is checked here.
     """
-    if allowed is not None:
-        return _send_checked(runtime, batch, kind, owner, allowed)
     with _checks_held(runtime, batch.items, owner) as checked:
         return checked.send(runtime, batch, kind, owner)
 
 
-def _send_checked(
-    runtime: Runtime, batch: Batch, kind: str, owner: str, allowed: Allowed
-) -> SendResult:
-    with stage("send checks"):
-        pending = sendable(batch, allowed)
-    try:
-        result = _submit(runtime, pending, kind, owner)
-    except (RetryableError, StopRun):
-        raise
-    except Exception:
-        hold_uncertain(runtime, [item for _, item in pending])
-        raise
-    result.held_back = len(batch.users) - len(pending)
-    return result
-
-
-def may_have_left_jobs(exc: BaseException) -> bool:
-    """Whether a send that failed with ``exc`` may have left a job nobody recorded."""
-    if isinstance(exc, (RetryableError, StopRun)):
-        return bool(getattr(exc, "may_have_applied", False))
-    return True
-
-
 @dataclass
 class _Checked:
-    """Records checked together: which may go, and whether a send of theirs may have left
-    a job nobody recorded (then what the checks hold is kept, and ends by itself)."""
+    """Records checked together, and which of them may go. What the checks hold ends when
+    their sends are over, unless a send was cut short before the customers of what it may
+    have sent were held on their own (``hold_uncertain``): then it ends by itself."""
 
     allowed: Allowed
-    uncertain: bool = False
+    keep: bool = False
 
     def send(self, runtime: Runtime, batch: Batch, kind: str, owner: str) -> SendResult:
+        with stage("send checks"):
+            pending = sendable(batch, self.allowed)
         try:
-            return _send_checked(runtime, batch, kind, owner, self.allowed)
-        except BaseException as exc:
-            self.uncertain |= may_have_left_jobs(exc)
+            result = _submit(runtime, pending, kind, owner)
+        except (RetryableError, StopRun):
+            # Nothing was sent, or the client held what may have been (``on_uncertain``).
             raise
+        except Exception:
+            try:
+                hold_uncertain(runtime, [item for _, item in pending])
+            except BaseException:
+                self.keep = True
+                raise
+            raise
+        except BaseException:
+            # Interrupted mid-send: nothing held what may have gone.
+            self.keep = True
+            raise
+        result.held_back = len(batch.users) - len(pending)
+        return result
 
 
 @contextmanager
 def _checks_held(runtime: Runtime, items: Sequence[JobItem], owner: str) -> Iterator[_Checked]:
     """Check ``items`` together (``allowed_now``) and, once their sends are over, let go of
-    what the checks held, unless a send may have left a job nobody recorded."""
+    what the checks held (see ``_Checked``)."""
     try:
         with stage("send checks"):
             checked = _Checked(allowed_now(runtime, items, owner))
@@ -230,11 +216,8 @@ def _checks_held(runtime: Runtime, items: Sequence[JobItem], owner: str) -> Iter
         raise
     try:
         yield checked
-    except BaseException as exc:
-        checked.uncertain |= may_have_left_jobs(exc)
-        raise
     finally:
-        if not checked.uncertain:
+        if not checked.keep:
             _after_send(runtime, items, owner)
 
 
