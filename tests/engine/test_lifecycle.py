@@ -31,7 +31,7 @@ from attentive_sync.engine.audience.backfill import BackfillPlanner
 from attentive_sync.engine.audience.export import run_backfill, run_incremental
 from attentive_sync.engine.delivery.collaborators import direct_waiter, thread_pool_sender
 from attentive_sync.engine.delivery.kinds import REBUILT, BackfillMember, rebuilt_enters
-from attentive_sync.engine.delivery.settle import settle_jobs
+from attentive_sync.engine.delivery.settle import settle_job, settle_jobs
 from attentive_sync.engine.delivery.submit import send_batches
 from attentive_sync.engine.delivery.writes import run_writes
 from attentive_sync.engine.loyalty.relay import EventsConfig, run_relay, thread_deliverer
@@ -285,6 +285,11 @@ def test_a_job_is_settled_by_one_run(runtime, emulator):
     assert settled.accepted == 1
     assert runtime.store.deltas.get([row.seq])[0].state == "done"
     assert settle_jobs(runtime, [job], "run-b") == []  # settled: nobody settles it again
+    # A run whose claim ran out while it settled finishes second: nothing is applied twice.
+    runtime.store.accepted.forget([(cid, "vip")])
+    late = settle_job(runtime, job)
+    assert (late.accepted, late.rejected, late.retried) == (0, 0, 0)
+    assert runtime.store.accepted.for_customers([cid]) == {}
 
 
 def test_a_retried_send_skips_rows_a_recorded_job_carries(runtime, emulator):

@@ -137,6 +137,23 @@ def test_settling_a_job_marks_its_rows_done_and_records_its_values_as_of_its_sub
     assert store.jobs.get("job-1").settled
 
 
+def test_a_job_settled_already_is_not_settled_again(store: Store) -> None:
+    """A run whose claim ran out while it settled comes second: its settlement applies
+    nothing, so a ledger value forgotten since (a later job of unknown fate) stays
+    forgotten."""
+    seqs = _leased_deltas(store, 1)
+    items = [JobItem(1, "delta", str(seqs[0]), {"vip": True})]
+    store.jobs.record_job("job-1", "audience_incremental", items, "w", now=at(1))
+    assert store.jobs.mark_settled("job-1", 1, 0, now=at(10), done=items, values=items)
+    store.accepted.forget([(1, "vip")])
+
+    assert not store.jobs.mark_settled("job-1", 0, 1, now=at(20), done=items, values=items)
+
+    assert store.accepted.for_customers([1]) == {}
+    job = store.jobs.get("job-1")
+    assert (job.accepted, job.rejected, job.finished_at) == (1, 0, at(10))
+
+
 def test_a_settlement_that_fails_midway_leaves_nothing_behind(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:

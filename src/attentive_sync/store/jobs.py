@@ -215,18 +215,24 @@ class JobRepository:
         now: datetime | None = None,
         done: Sequence[JobItem] = (),
         values: Sequence[JobItem] = (),
-    ) -> None:
+    ) -> bool:
         """The job's per-record results were applied: it is settled. In the same
         transaction, the queue rows among ``done`` that the job carries are done, and
         the attributes of ``values`` go to the ledger of accepted values as of the job's
         submission (latest wins by submission time: a job that settles late must not
         overwrite a value that a job submitted after it already set). A hold the job took
-        on its customers (see ``record_job``) ends with it."""
+        on its customers (see ``record_job``) ends with it.
+
+        False, and nothing applied, when the job was settled already (a run whose claim
+        ran out while it settled, and another run settled the job meanwhile): its values
+        must not come back to a ledger that has forgotten them since."""
         params = {"the_job": job_id, "n_accepted": accepted, "n_rejected": rejected}
         with self._engine.begin() as conn:
             found = conn.execute(_MARK_SETTLED, {**params, "at": as_of(now)}).first()
             if found is None:
-                raise UnknownJobError(f"no bulk job {job_id} was recorded")
+                if conn.execute(_GET_JOB, {"the_job": job_id}).first() is None:
+                    raise UnknownJobError(f"no bulk job {job_id} was recorded")
+                return False
             kind, submitted_at = found
             record_in(
                 conn,
@@ -243,6 +249,7 @@ class JobRepository:
                 # By holder alone: few holds are kept at a time, and whatever took this
                 # job's (recording it, a row parked while it ran) ends here.
                 conn.execute(_END_JOB_HOLDS, {"holder": job_holder(job_id)})
+        return True
 
     def items(self, job_id: str) -> list[JobItem]:
         """The job's records in request order (Attentive reports results by that index)."""
@@ -393,7 +400,7 @@ _SET_STATUS = update(bulk_jobs).where(_THE_JOB).values(status=_NEW_STATUS)
 _SET_FINISHED = update(bulk_jobs).where(_THE_JOB).values(status=_NEW_STATUS, finished_at=_AT)
 _MARK_SETTLED = (
     update(bulk_jobs)
-    .where(_THE_JOB)
+    .where(_THE_JOB, UNSETTLED)
     .values(
         accepted=bindparam("n_accepted", type_=bulk_jobs.c.accepted.type),
         rejected=bindparam("n_rejected", type_=bulk_jobs.c.rejected.type),

@@ -220,9 +220,10 @@ def _apply(
     outcome.accepted = len(accepted)
     # One transaction: the accepted rows are done, their values go to the ledger (latest
     # wins by *submission* time), and the job is settled.
-    store.jobs.mark_settled(
+    if not store.jobs.mark_settled(
         job.job_id, outcome.accepted, outcome.rejected, done=accepted, values=accepted
-    )
+    ):
+        return _settled_elsewhere(job)
     return outcome
 
 
@@ -238,8 +239,16 @@ def _settle_unreadable(
     )
     # Done, as accepted; what Attentive holds for them is not known, so the ledger is not
     # told (see ``record_job``: recording the job made it forget their attributes).
-    runtime.store.jobs.mark_settled(job.job_id, len(items), 0, done=items)
+    if not runtime.store.jobs.mark_settled(job.job_id, len(items), 0, done=items):
+        return _settled_elsewhere(job)
     return SettleResult(job.job_id, job.status, assumed_applied=len(items), results_unreadable=1)
+
+
+def _settled_elsewhere(job: BulkJob) -> SettleResult:
+    """This run's claim ran out while it settled, and another run settled the job: its
+    results count there (the moves this run made were checked against row ownership)."""
+    log.warning("job %s was settled by another run meanwhile; nothing applied twice", job.job_id)
+    return SettleResult(job.job_id, job.status)
 
 
 def _by_kind(entries: Iterable[T], item_of: Callable[[T], JobItem]) -> dict[str, list[T]]:
