@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, insert, select
+from sqlalchemy import Engine, bindparam, delete, select
 from sqlalchemy.engine import Connection
 
 from attentive_sync.store import _sql
@@ -51,19 +51,15 @@ class CustomerHolds:
         (one row, named by ``holder`` and ``first``; taking it again replaces it)."""
         if last < first:
             raise ValueError(f"a range hold runs upwards, not from {first} to {last}")
-        t, until = customer_holds, aware(until, "until")
+        t, row = customer_holds, (first, holder, reason, aware(until, "until"), last)
         with self._engine.begin() as conn:
             conn.execute(delete(t).where(t.c.until <= as_of(None)))
-            conn.execute(_RELEASE_RANGE, {"holder": holder, "first": first})
-            conn.execute(
-                insert(t),
-                {
-                    "customer_id": first,
-                    "through": last,
-                    "holder": holder,
-                    "reason": reason,
-                    "until": until,
-                },
+            _sql.insert_rows(
+                conn,
+                t,
+                [row],
+                (*_COLUMNS, "through"),
+                upsert=(_KEY, ("until", "reason", "through")),
             )
 
     def release_range(self, holder: str, first: int) -> None:
@@ -130,7 +126,7 @@ def release_in(conn: Connection, holder: str, customer_ids: Sequence[int]) -> No
     """End ``holder``'s holds on ``customer_ids`` inside the caller's transaction."""
     if not customer_ids:
         return
-    # Built once per dialect: recording every job runs this.
+    # Built once per dialect (a statement built per call costs more to build and key).
     dialect = conn.dialect.name
     params = {"holder": holder, "ids": _sql.member_values(dialect, customer_ids)}
     conn.execute(_release_statement(dialect), params)

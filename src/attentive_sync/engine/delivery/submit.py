@@ -158,19 +158,6 @@ def sendable(batch: Batch, allowed: Allowed) -> list[tuple[Wire, JobItem]]:
     ]
 
 
-def send_batch(runtime: Runtime, batch: Batch, kind: str, owner: str) -> SendResult:
-    """Submit what of ``batch`` may go now and record every job it became.
-
-    Retryable errors propagate so the caller's retry owner can act (a retry sends only
-    what no recorded job carries yet); records Attentive refused outright go through
-    their lifecycle with its message. A failure that may have left a job at Attentive
-    unrecorded (an uncertain answer, a job that could not be recorded, an answer without
-    a job id) holds the batch's customers, so no newer write of theirs overtakes it.
-    """
-    with _checks_held(runtime, batch.items, owner) as checked:
-        return checked.send(runtime, batch, kind, owner)
-
-
 @dataclass
 class _Checked:
     """Records checked together, and which of them may go. What the checks hold ends when
@@ -272,13 +259,20 @@ def _submit(
 def send_batches(
     runtime: Runtime, batches: list[Batch], kind: str, owner: str, workers: int
 ) -> list[SendResult]:
-    """Send several batches at once on ``workers`` threads (the shared rate limiter paces
-    them), their records checked together first and let go together once every batch is
-    over. A retry of the whole group is safe: what a recorded job carries is skipped."""
-    if len(batches) <= 1:
-        return [send_batch(runtime, b, kind, owner) for b in batches]
+    """Submit what of each batch may go now and record every job it became: on ``workers``
+    threads (the shared rate limiter paces them), the records checked together first and
+    let go together once every batch is over.
+
+    Retryable errors propagate so the caller's retry owner can act (a retry of the whole
+    group sends only what no recorded job carries yet); records Attentive refused outright
+    go through their lifecycle with its message. A failure that may have left a job at
+    Attentive unrecorded (an uncertain answer, a job that could not be recorded, an answer
+    without a job id) holds the batch's customers, so no newer write of theirs overtakes it.
+    """
+    if not batches:
+        return []
     with _checks_held(runtime, [i for b in batches for i in b.items], owner) as checked:
-        if workers <= 1:
+        if workers <= 1 or len(batches) == 1:
             # A failure stops the group: the batches after it are not sent now.
             return [checked.send(runtime, batch, kind, owner) for batch in batches]
         # Every batch is started; a failure is raised once all are over.
