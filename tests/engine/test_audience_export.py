@@ -250,7 +250,7 @@ def test_resume_checks_run_only_on_pages_an_earlier_run_reached(runtime, emulato
     store = runtime.store
     prefix = "horizon|"
     reached = max(
-        store.jobs.last_customer_carried(MEMBER.source_kind, prefix),
+        store.jobs.last_member_carried("horizon"),
         store.quarantine.last_customer_parked(MEMBER.source_kind, prefix),
     )
     ids = sorted(customers_in(runtime, CONFIG.audiences))

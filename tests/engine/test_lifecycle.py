@@ -847,10 +847,15 @@ def test_a_delta_of_a_customer_in_a_page_being_sent_waits_for_its_sends(
 
     assert seen == [[]], "held by the page's range"
     assert _holds_of(runtime, "backfill:bf") == []
-    assert runtime.store.holds.held(members) == set()
-    # The page's jobs are unsettled: the member waits for them, then goes.
+    # The page's jobs are unsettled: each holds its own customers' range, and the member
+    # waits for them, then goes.
+    job_ids = [job for r in results for job in r.job_ids]
+    with runtime.store.engine.connect() as conn:
+        holders = set(conn.scalars(select(customer_holds.c.holder)))
+    assert holders == {f"job:{job_id}" for job_id in job_ids}
     assert runtime.store.deltas.lease(10, 60, "x") == []
-    direct_waiter(runtime, 10, "bf")([job for r in results for job in r.job_ids])
+    direct_waiter(runtime, 10, "bf")(job_ids)
+    assert runtime.store.holds.held(members) == set()
     until_drained(runtime)
     assert at_emulator(emulator, runtime, inside, "vip") is False
 

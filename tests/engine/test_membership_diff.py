@@ -27,6 +27,7 @@ from attentive_sync.sources.loyalty import load_customers, members_among
 from attentive_sync.sources.schema import audience_members, customers
 from attentive_sync.sources.seed import seed_program
 from attentive_sync.store import init_db, make_engine
+from attentive_sync.store.job_members import unsettled_members_in
 from attentive_sync.store.records import NewDelta
 from attentive_sync.store.tables import audience_deltas, audience_diffs
 from tests.fixtures.stores import PG_SKIP_REASON, PG_URL_ENV, fresh_pg_schema
@@ -274,6 +275,35 @@ def test_taking_over_from_the_queue_seeds_from_what_attentive_accepted(any_runti
     assert sum(runtime.store.quarantine.summary().values()) == parked_before
     assert at_emulator(emulator, runtime, gone, "vip") is False
     assert runtime.store.sent_members.of("vip") >= all_members(runtime, "vip")
+
+
+def test_taking_over_while_backfill_jobs_are_unsettled_counts_their_members_as_sent(
+    any_runtime, emulator
+):
+    """Members a backfill job carries, unsettled when the diff takes over (their job keeps
+    them in one document), are in its baseline: the diff queues no ``enter`` for them."""
+    runtime = any_runtime
+    report = run_backfill(
+        runtime,
+        CONFIG,
+        "initial",
+        thread_pool_sender(runtime, "initial", 4),
+        direct_waiter(runtime, 0.0),
+    )
+    assert report.counts["jobs_unfinished"] > 0
+    carried = {cid for _, cid in _unsettled_members(runtime)}
+    vip = all_members(runtime, "vip")
+    assert carried & vip
+
+    drained = incremental(runtime)
+
+    assert drained.counts["diff_enters"] == 0
+    assert runtime.store.sent_members.of("vip") >= carried & vip
+
+
+def _unsettled_members(runtime: Runtime) -> list[tuple[str, int]]:
+    with runtime.store.engine.connect() as conn:
+        return list(unsettled_members_in(conn))
 
 
 def test_a_failed_job_sends_the_diffs_change_again_without_a_second_delta(fast, emulator):

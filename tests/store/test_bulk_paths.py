@@ -12,7 +12,18 @@ from datetime import timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import BigInteger, Column, Float, Integer, MetaData, String, Table, select, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    func,
+    select,
+    text,
+)
 
 from attentive_sync.store import JobItem, Store, _sql, make_engine
 from attentive_sync.store.db import json_text, json_value
@@ -161,7 +172,9 @@ def test_dense_lookups_ignore_the_neighbours_in_their_range(store: Store) -> Non
     neighbours = [c for c in range(90, 310) if c not in asked]
     store.holds.hold(neighbours + [100], "h", "uncertain", T0 + timedelta(days=1))
     store.deltas.enqueue([delta(c) for c in neighbours + [101]], now=T0)
-    items = [JobItem(c, "backfill", f"k|vip|{c}", {"vip": True}) for c in neighbours + [102]]
+    # Items kept as rows, with no hold of their job's own (the range hold of a job keeping
+    # its members as one document would name the neighbours).
+    items = [JobItem(c, "notice", f"n:{c}", {"due": 1}) for c in neighbours + [102]]
     store.jobs.record_job("job-1", "audience_backfill", items, "w", now=T0)
 
     assert store.holds.held(asked, now=T0) == {100}
@@ -194,8 +207,8 @@ def test_a_jobs_items_read_back_as_the_column_type_reads_them(store: Store, attr
     the values recorded; PostgreSQL's JSONB writes a float with an integral value as an
     integer)."""
     job_id = f"job-{len(store.jobs.list_unsettled())}"
-    items = [JobItem(100 + n, "backfill", f"run|a|{100 + n}", a) for n, a in enumerate(attributes)]
-    store.jobs.record_job(job_id, "audience_backfill", items)
+    items = [JobItem(100 + n, "notice", f"n:{100 + n}", a) for n, a in enumerate(attributes)]
+    store.jobs.record_job(job_id, "reward_reminder", items)
     t = bulk_job_items.c
     with store.engine.connect() as conn:
         stmt = select(t.attributes).where(t.job_id == job_id).order_by(t.idx)
@@ -207,3 +220,24 @@ def test_a_jobs_items_read_back_as_the_column_type_reads_them(store: Store, attr
     ]
     if store.engine.dialect.name == "sqlite":
         assert read == items
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(attributes=st.lists(st.dictionaries(_text, _json, max_size=3), min_size=1, max_size=40))
+def test_a_backfill_jobs_members_read_back_exactly(store: Store, attributes) -> None:
+    """A backfill job keeps its members as one JSON document: they read back as recorded,
+    in order, on both stores (long integers, floats and empty attributes included), and no
+    items row is written."""
+    job_id = f"job-{len(store.jobs.list_unsettled())}"
+    shared = {"vip": True}
+    items = [
+        JobItem(100 + n, "backfill", f"run|vip,gold|{100 + n}", a if n % 2 else shared)
+        for n, a in enumerate(attributes)
+    ]
+    store.jobs.record_job(job_id, "audience_backfill", items)
+    assert store.jobs.items(job_id) == items
+    t = bulk_job_items.c
+    with store.engine.connect() as conn:
+        assert conn.scalar(select(func.count()).where(t.job_id == job_id)) == 0

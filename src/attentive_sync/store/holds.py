@@ -51,16 +51,9 @@ class CustomerHolds:
         (one row, named by ``holder`` and ``first``; taking it again replaces it)."""
         if last < first:
             raise ValueError(f"a range hold runs upwards, not from {first} to {last}")
-        t, row = customer_holds, (first, holder, reason, aware(until, "until"), last)
         with self._engine.begin() as conn:
-            conn.execute(delete(t).where(t.c.until <= as_of(None)))
-            _sql.insert_rows(
-                conn,
-                t,
-                [row],
-                (*_COLUMNS, "through"),
-                upsert=(_KEY, ("until", "reason", "through")),
-            )
+            conn.execute(delete(customer_holds).where(customer_holds.c.until <= as_of(None)))
+            hold_range_in(conn, first, last, holder, reason, until)
 
     def release_range(self, holder: str, first: int) -> None:
         """End the range hold ``holder`` took from ``first``."""
@@ -107,6 +100,20 @@ def hold_in(
     until = aware(until, "until")
     rows = [(cid, holder, reason, until) for cid in sorted(set(customer_ids))]
     _sql.insert_rows(conn, customer_holds, rows, _COLUMNS, upsert=(_KEY, ("until", "reason")))
+
+
+def hold_range_in(
+    conn: Connection, first: int, last: int, holder: str, reason: str, until: datetime
+) -> None:
+    """``CustomerHolds.hold_range`` inside the caller's transaction."""
+    row = (first, holder, reason, aware(until, "until"), last)
+    _sql.insert_rows(
+        conn,
+        customer_holds,
+        [row],
+        (*_COLUMNS, "through"),
+        upsert=(_KEY, ("until", "reason", "through")),
+    )
 
 
 def job_holder(job_id: str) -> str:

@@ -29,11 +29,11 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from attentive_sync.store import _sql
+from attentive_sync.store import _sql, job_members
 from attentive_sync.store.accepted import AcceptedAttribute, forget_in, record_in
 from attentive_sync.store.db import json_text, json_value
 from attentive_sync.store.errors import InvalidRecordError, JobAlreadyRecordedError, UnknownJobError
-from attentive_sync.store.holds import JOB, JOB_HOLD, hold_in, job_holder
+from attentive_sync.store.holds import JOB, JOB_HOLD, hold_in, hold_range_in, job_holder
 from attentive_sync.store.queue import ack_in, set_inflight
 from attentive_sync.store.tables import (
     JOB_KINDS,
@@ -124,7 +124,21 @@ class JobRepository:
             except IntegrityError as exc:
                 # The only key of the row is the job id (the values are checked above).
                 raise JobAlreadyRecordedError(f"bulk job {job_id} was already recorded") from exc
-            _insert_items(conn, job_id, items)
+            members = job_members.document_of(items)
+            if members is None:
+                _insert_items(conn, job_id, items)
+            else:
+                # One row for the whole job, and one range hold on its customers until it
+                # settles (an unsettled job's items rows hold them otherwise).
+                job_members.record_in(conn, job_id, members)
+                hold_range_in(
+                    conn,
+                    members.first_customer,
+                    members.last_customer,
+                    job_holder(job_id),
+                    JOB,
+                    now + JOB_HOLD,
+                )
             # Until the job settles, what Attentive holds for these attributes is unknown.
             forget_in(conn, ((i.customer_id, name) for i in items for name in i.attributes))
             moved = 0
@@ -249,11 +263,18 @@ class JobRepository:
                 # By holder alone: few holds are kept at a time, and whatever took this
                 # job's (recording it, a row parked while it ran) ends here.
                 conn.execute(_END_JOB_HOLDS, {"holder": job_holder(job_id)})
+            else:
+                # The range hold of a job that keeps its members as one document.
+                job_members.end_hold_in(conn, job_id, job_holder(job_id))
         return True
 
     def items(self, job_id: str) -> list[JobItem]:
         """The job's records in request order (Attentive reports results by that index)."""
         with self._engine.connect() as conn:
+            members = job_members.of_job(conn, job_id)
+            if members is not None:
+                kind = job_members.MEMBER_KIND
+                return [JobItem(cid, kind, ref, attrs) for cid, ref, attrs in members]
             rows = conn.execute(_ITEMS_OF_JOB, {"job_id": job_id}).tuples().all()
         # The attributes come as JSON text, decoded here in one pass: per row through the
         # column type, reading a job back cost more than recording it.
@@ -269,17 +290,22 @@ class JobRepository:
         """Which of ``refs`` any recorded job carries, settled or not (a backfill member
         is carried once: its job's settlement decides what follows for it)."""
         t = bulk_job_items.c
-        return self._items_among(t.source_ref, refs, t.source_kind == source_kind)
+        found = self._in_documents(source_kind, refs, unsettled=False)
+        if self._rows_of(source_kind):
+            found |= self._items_among(t.source_ref, refs, t.source_kind == source_kind)
+        return found
 
-    def last_customer_carried(self, source_kind: str, ref_prefix: str) -> int:
-        """The highest customer id any recorded job carries under a ref starting with
-        ``ref_prefix`` (0: none). Beyond it, no member of a resumed backfill needs checking."""
+    def last_member_carried(self, run_key: str) -> int:
+        """The highest customer id any recorded job carries as a member of the backfill
+        run ``run_key`` (0: none). Beyond it, no member of a resumed run needs checking."""
         t = bulk_job_items.c
         stmt = select(func.max(t.customer_id)).where(
-            t.source_kind == source_kind, t.source_ref.startswith(ref_prefix, autoescape=True)
+            t.source_kind == job_members.MEMBER_KIND,
+            t.source_ref.startswith(f"{run_key}|", autoescape=True),
         )
         with self._engine.connect() as conn:
-            return int(conn.scalar(stmt) or 0)
+            in_rows = int(conn.scalar(stmt) or 0)
+            return max(in_rows, job_members.last_customer_in(conn, run_key))
 
     def in_flight(self, source_kind: str, refs: Sequence[str]) -> set[str]:
         """Which of ``refs`` a job not settled yet carries: a retried send must skip them.
@@ -288,13 +314,36 @@ class JobRepository:
         for another attempt, and their own state says what happens next.
         """
         t = bulk_job_items.c
-        return self._items_among(t.source_ref, refs, t.source_kind == source_kind, unsettled=True)
+        found = self._in_documents(source_kind, refs, unsettled=True)
+        if self._rows_of(source_kind):
+            found |= self._items_among(
+                t.source_ref, refs, t.source_kind == source_kind, unsettled=True
+            )
+        return found
 
     def customers_in_flight(self, customer_ids: Sequence[int]) -> set[int]:
         """Which of ``customer_ids`` a job not settled yet carries."""
-        column = bulk_job_items.c.customer_id
-        found = self._items_among(column, customer_ids, unsettled=True, ids=True)
+        if not customer_ids:
+            return set()
+        with self._engine.connect() as conn:
+            found = job_members.customers_in(conn, customer_ids)
+            rows = conn.execute(_UNSETTLED_WITH_ROWS).first() is not None
+        if rows:
+            column = bulk_job_items.c.customer_id
+            found |= self._items_among(column, customer_ids, unsettled=True, ids=True)
         return found.intersection(customer_ids)
+
+    def _in_documents(self, source_kind: str, refs: Sequence[str], *, unsettled: bool) -> set[str]:
+        if source_kind != job_members.MEMBER_KIND or not refs:
+            return set()
+        with self._engine.connect() as conn:
+            return job_members.carried_in(conn, refs, unsettled=unsettled)
+
+    def _rows_of(self, source_kind: str) -> bool:
+        """Whether any items row is of ``source_kind`` (a backfill's members are kept as
+        documents: rows of theirs come from before documents, or from odd refs)."""
+        with self._engine.connect() as conn:
+            return conn.execute(_ROWS_OF_KIND, {"source_kind": source_kind}).first() is not None
 
     def _items_among(
         self,
@@ -413,6 +462,24 @@ _MARK_SETTLED = (
 )
 
 _END_JOB_HOLDS = delete(customer_holds).where(customer_holds.c.holder == bindparam("holder"))
+
+# Probes that spare a lookup by items rows when no row could answer it: an index probe
+# each, and per unsettled job (few) a primary-key probe.
+_ROWS_OF_KIND = (
+    select(bulk_job_items.c.job_id)
+    .where(bulk_job_items.c.source_kind == bindparam("source_kind"))
+    .limit(1)
+)
+_UNSETTLED_WITH_ROWS = (
+    select(bulk_jobs.c.job_id)
+    .where(
+        UNSETTLED,
+        select(bulk_job_items.c.job_id)
+        .where(bulk_job_items.c.job_id == bulk_jobs.c.job_id)
+        .exists(),
+    )
+    .limit(1)
+)
 
 _CLAIM_ONE = _claim(bulk_jobs.c.job_id == bindparam("one_job", type_=bulk_jobs.c.job_id.type))
 

@@ -188,6 +188,20 @@ bulk_job_items = Table(
     Index("ix_bulk_job_items_customer_id", "customer_id"),
 )
 
+# A backfill job's members, as one document (``jobs.record_job``): a row per member cost
+# more to write than everything else of a backfill. Found by run and customer range; while
+# the job is unsettled, a range hold (``customer_holds``) holds its customers.
+backfill_job_members = Table(
+    "backfill_job_members",
+    metadata,
+    Column("job_id", String(200), primary_key=True),
+    Column("run_key", String(REF_LENGTH), nullable=False),
+    Column("first_customer", BigInteger, nullable=False),
+    Column("last_customer", BigInteger, nullable=False),
+    Column("members", Text, nullable=False),
+    Index("ix_backfill_job_members_run", "run_key", "last_customer", "first_customer"),
+)
+
 quarantine = Table(
     "quarantine",
     metadata,

@@ -99,7 +99,7 @@ class BackfillPlanner:
         prefix = f"{self.run_key}|"
         store = self.runtime.store
         return max(
-            store.jobs.last_customer_carried(MEMBER.source_kind, prefix),
+            store.jobs.last_member_carried(self.run_key),
             store.quarantine.last_customer_parked(MEMBER.source_kind, prefix),
         )
 

@@ -60,6 +60,7 @@ from attentive_sync.engine.report import Report
 from attentive_sync.engine.runtime import Runtime
 from attentive_sync.sources.schema import audience_members
 from attentive_sync.store import _sql
+from attentive_sync.store.job_members import unsettled_members_in
 from attentive_sync.store.tables import (
     UNFINISHED_STATES,
     accepted_attributes,
@@ -192,8 +193,8 @@ def _seed(conn: Connection, audience: str) -> None:
     )
     carried = [
         {"audience": audience, "customer_id": cid}
-        for chosen in (unsettled, parked)
-        for ref, cid in conn.execute(chosen)
+        for found in (conn.execute(unsettled), unsettled_members_in(conn), conn.execute(parked))
+        for ref, cid in found
         if audience in BackfillMember.audiences(ref)
     ]
     for chunk in _sql.chunks(carried, 5_000):
