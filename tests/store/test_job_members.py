@@ -162,3 +162,14 @@ def test_a_downgrade_writes_documents_back_as_rows_and_ends_their_holds(store_ur
         # Back at the head, the job is read from its rows, as recorded.
         assert store.jobs.items("job-1") == items
         assert store.jobs.customers_in_flight([10, 20, 25, 30]) == {10, 20, 30}
+
+
+def test_a_job_id_too_long_for_a_holder_name_is_still_found(store: Store) -> None:
+    """A holder name is cut at 200 characters; the job behind it is found by its prefix."""
+    long_id = "j" * 200
+    store.jobs.record_job(long_id, "audience_backfill", _members("run", [10, 14]), now=T0)
+    store.jobs.record_job("job-2", "audience_backfill", _members("run", [20]), now=T0)
+
+    assert store.jobs.customers_in_flight([10, 12, 14, 20]) == {10, 14, 20}
+    assert store.jobs.mark_settled(long_id, 2, 0, now=at(1))
+    assert store.jobs.customers_in_flight([10, 12, 14, 20]) == {20}

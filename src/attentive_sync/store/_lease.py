@@ -34,7 +34,8 @@ def held_back(t: Table, now: datetime, job_kinds: Sequence[str] | None) -> Colum
     queue's rows), also when a job of any other kind that is not settled carries them or a
     hold names them (a write of another kind, a backfill page being sent, a submission
     whose fate is unknown, a job whose rows cannot hold their customers back:
-    ``holds.JOB_HOLD``), on its own or in a range.
+    ``holds.JOB_HOLD``, a backfill job that keeps its members as one document:
+    ``job_members``), on its own or in a range.
 
     The customer's own rows are probed per candidate (a few rows of the partial index on
     unfinished rows), so a lease costs the same however many rows the run has in flight;
@@ -66,8 +67,8 @@ def held_back(t: Table, now: datetime, job_kinds: Sequence[str] | None) -> Colum
         in_jobs = in_jobs.where(bulk_jobs.c.kind.not_in(_sql.literal_in("own_jobs", job_kinds)))
     h = customer_holds.c
     on_hold = select(h.customer_id).where(h.until > now)
-    # A range hold (a backfill page being sent) names customers beyond its first: probed
-    # per candidate through the partial index of the few range rows.
+    # A range hold (a backfill page being sent, an unsettled backfill job) names customers
+    # beyond its first: probed per candidate through the partial index of the range rows.
     in_range = (
         select(h.customer_id)
         .where(

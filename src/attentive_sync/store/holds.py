@@ -3,8 +3,9 @@
 A hold is taken when a bulk submission's fate is unknown (the answer was lost, or a 5xx
 came back: the job may exist at Attentive and land later), so no newer write of that
 customer is submitted until such a job can no longer be pending; by a job whose queue rows
-cannot hold its customers back; and by a backfill for the customers of a page's batches
-between their checks and their sends. Leases of attribute writes skip held customers;
+cannot hold its customers back; by a backfill for the customers of a page's batches
+between their checks and their sends; and by a backfill job, as the range of its members'
+ids, until it settles (``job_members``). Leases of attribute writes skip held customers;
 holds end by themselves at ``until``.
 
 A backfill page holds its customers as one range (``hold_range``): its members are read in
@@ -116,9 +117,13 @@ def hold_range_in(
     )
 
 
+# The longest holder name (``customer_holds.holder``); a longer one is cut.
+HOLDER_LENGTH = 200
+
+
 def job_holder(job_id: str) -> str:
     """Who holds customers for a recorded job whose queue rows cannot (see ``JOB_HOLD``)."""
-    return f"job:{job_id}"[:200]
+    return f"job:{job_id}"[:HOLDER_LENGTH]
 
 
 # A queue row in flight holds its customer back until its job settles. Where a row cannot

@@ -25,9 +25,12 @@ from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.engine import Connection
 
 from attentive_sync.store.db import json_text, json_value
+from attentive_sync.store.holds import HOLDER_LENGTH, JOB, job_holder
 from attentive_sync.store.tables import backfill_job_members, bulk_jobs, customer_holds
 
 MEMBER_KIND = "backfill"
+# A job's range hold is named ``job_holder(job_id)``: this prefix, then the job id.
+_HOLDER = job_holder("")
 
 
 class _Item(Protocol):
@@ -161,14 +164,27 @@ def carried_in(conn: Connection, refs: Iterable[str], *, unsettled: bool = False
 
 
 def customers_in(conn: Connection, customer_ids: Sequence[int]) -> set[int]:
-    """Which of ``customer_ids`` the document of a job not settled yet carries."""
+    """Which of ``customer_ids`` the document of a job not settled yet carries.
+
+    The unsettled jobs over the ids are found by their range holds (the partial index of
+    the few range rows, which a job's settlement ends), never by walking every unsettled
+    job: a backfill may have thousands waiting to settle while it sends.
+    """
     if not customer_ids:
         return set()
     params = {"low": min(customer_ids), "high": max(customer_ids)}
+    holders = conn.execute(_JOB_RANGES_OVER, params).scalars().all()
+    jobs = [holder.removeprefix(_HOLDER) for holder in holders if holder.startswith(_HOLDER)]
     asked = set(customer_ids)
     found: set[int] = set()
-    for run_key, text in conn.execute(_CUSTOMERS_UNSETTLED, params).tuples():
-        found.update(cid for cid, _, _ in decoded(run_key, text) if cid in asked)
+    for job in jobs:
+        # A holder name is cut at 200 characters: a job id that long is found by prefix.
+        if len(_HOLDER + job) >= HOLDER_LENGTH:
+            stmt = select(_m.run_key, _m.members).where(_m.job_id.startswith(job, autoescape=True))
+        else:
+            stmt = _OF_JOB.params(job_id=job)
+        for run_key, text in conn.execute(stmt).tuples():
+            found.update(cid for cid, _, _ in decoded(run_key, text) if cid in asked)
     return found
 
 
@@ -184,6 +200,7 @@ def unsettled_members_in(conn: Connection) -> Iterator[tuple[str, int]]:
             yield ref, cid
 
 
+_m = backfill_job_members.c
 # Built once: recording and settling run these per job.
 m, j = backfill_job_members.c, bulk_jobs.c
 _INSERT = insert(backfill_job_members)
@@ -204,8 +221,12 @@ _OVER_UNSETTLED = _OVER.where(_UNSETTLED_JOB)
 _UNSETTLED = (
     select(m.run_key, m.members).join(bulk_jobs, j.job_id == m.job_id).where(j.settled.is_(False))
 )
-_CUSTOMERS_UNSETTLED = _UNSETTLED.where(
-    m.last_customer >= bindparam("low"), m.first_customer <= bindparam("high")
+h = customer_holds.c
+_JOB_RANGES_OVER = select(h.holder).where(
+    h.through.is_not(None),
+    h.through >= bindparam("low"),
+    h.customer_id <= bindparam("high"),
+    h.reason == JOB,
 )
 _LAST_OF_RUN = (
     select(m.last_customer)
@@ -213,4 +234,4 @@ _LAST_OF_RUN = (
     .order_by(m.last_customer.desc())
     .limit(1)
 )
-del m, j
+del m, j, h

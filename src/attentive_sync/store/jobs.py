@@ -2,7 +2,8 @@
 
 A job is recorded the moment Attentive returns its id, before any waiting, together with
 its items and the inflight marking of the queue rows it carries, in one transaction: a
-crash after that point resumes polling the job instead of losing or re-sending it.
+crash after that point resumes polling the job instead of losing or re-sending it. A
+backfill job's items are one document (``job_members``), every other job's a row each.
 """
 
 from __future__ import annotations
@@ -325,12 +326,10 @@ class JobRepository:
         """Which of ``customer_ids`` a job not settled yet carries."""
         if not customer_ids:
             return set()
+        column = bulk_job_items.c.customer_id
+        found = self._items_among(column, customer_ids, unsettled=True, ids=True)
         with self._engine.connect() as conn:
-            found = job_members.customers_in(conn, customer_ids)
-            rows = conn.execute(_UNSETTLED_WITH_ROWS).first() is not None
-        if rows:
-            column = bulk_job_items.c.customer_id
-            found |= self._items_among(column, customer_ids, unsettled=True, ids=True)
+            found |= job_members.customers_in(conn, customer_ids)
         return found.intersection(customer_ids)
 
     def _in_documents(self, source_kind: str, refs: Sequence[str], *, unsettled: bool) -> set[str]:
@@ -463,21 +462,10 @@ _MARK_SETTLED = (
 
 _END_JOB_HOLDS = delete(customer_holds).where(customer_holds.c.holder == bindparam("holder"))
 
-# Probes that spare a lookup by items rows when no row could answer it: an index probe
-# each, and per unsettled job (few) a primary-key probe.
+# Spares a lookup by items rows when none could answer it (one index probe).
 _ROWS_OF_KIND = (
     select(bulk_job_items.c.job_id)
     .where(bulk_job_items.c.source_kind == bindparam("source_kind"))
-    .limit(1)
-)
-_UNSETTLED_WITH_ROWS = (
-    select(bulk_jobs.c.job_id)
-    .where(
-        UNSETTLED,
-        select(bulk_job_items.c.job_id)
-        .where(bulk_job_items.c.job_id == bulk_jobs.c.job_id)
-        .exists(),
-    )
     .limit(1)
 )
 
