@@ -45,14 +45,19 @@ def fast(program_url, emulator) -> Iterator[Runtime]:
     rt.close()
 
 
-def backfill(runtime: Runtime, config=DIFF) -> None:
-    report = run_backfill(
+def start_backfill(runtime: Runtime, config=DIFF, wait: float = 10.0):
+    """The backfill's run, waiting at most ``wait`` seconds for its jobs."""
+    return run_backfill(
         runtime,
         config,
         "initial",
         thread_pool_sender(runtime, "initial", 4),
-        direct_waiter(runtime, 10.0),
+        direct_waiter(runtime, wait),
     )
+
+
+def backfill(runtime: Runtime, config=DIFF) -> None:
+    report = start_backfill(runtime, config)
     assert report.problems() == [] and report.counts["jobs_unfinished"] == 0
     # Members held back behind another audience's job go out as deltas; the first diff
     # sends none of the backfilled members again.
@@ -283,13 +288,7 @@ def test_taking_over_while_backfill_jobs_are_unsettled_counts_their_members_as_s
     """Members a backfill job carries, unsettled when the diff takes over (their job keeps
     them in one document), are in its baseline: the diff queues no ``enter`` for them."""
     runtime = any_runtime
-    report = run_backfill(
-        runtime,
-        CONFIG,
-        "initial",
-        thread_pool_sender(runtime, "initial", 4),
-        direct_waiter(runtime, 0.0),
-    )
+    report = start_backfill(runtime, CONFIG, wait=0.0)
     assert report.counts["jobs_unfinished"] > 0
     carried = {cid for _, cid in _unsettled_members(runtime)}
     vip = all_members(runtime, "vip")
