@@ -136,9 +136,9 @@ def of_job(conn: Connection, job_id: str) -> list[tuple[int, str, Mapping[str, A
     return None if found is None else decoded(found.run_key, found.members)
 
 
-def end_hold_in(conn: Connection, job_id: str, holder: str) -> None:
+def end_hold_in(conn: Connection, job_id: str) -> None:
     """End the range hold a job with a document took on its customers."""
-    conn.execute(_END_HOLD, {"job_id": job_id, "holder": holder})
+    conn.execute(_END_HOLD, {"job_id": job_id, "holder": job_holder(job_id)})
 
 
 def carried_in(conn: Connection, refs: Iterable[str], *, unsettled: bool = False) -> set[str]:
@@ -200,38 +200,37 @@ def unsettled_members_in(conn: Connection) -> Iterator[tuple[str, int]]:
             yield ref, cid
 
 
-_m = backfill_job_members.c
 # Built once: recording and settling run these per job.
-m, j = backfill_job_members.c, bulk_jobs.c
+_m, _j, _h = backfill_job_members.c, bulk_jobs.c, customer_holds.c
 _INSERT = insert(backfill_job_members)
-_OF_JOB = select(m.run_key, m.members).where(m.job_id == bindparam("job_id"))
+_OF_JOB = select(_m.run_key, _m.members).where(_m.job_id == bindparam("job_id"))
 _END_HOLD = delete(customer_holds).where(
-    customer_holds.c.holder == bindparam("holder"),
-    customer_holds.c.customer_id
-    == select(m.first_customer).where(m.job_id == bindparam("job_id")).scalar_subquery(),
+    _h.holder == bindparam("holder"),
+    _h.customer_id
+    == select(_m.first_customer).where(_m.job_id == bindparam("job_id")).scalar_subquery(),
 )
-_OVER = select(m.members).where(
-    m.run_key == bindparam("run_key"),
-    m.last_customer >= bindparam("low"),
-    m.first_customer <= bindparam("high"),
+_OVER = select(_m.members).where(
+    _m.run_key == bindparam("run_key"),
+    _m.last_customer >= bindparam("low"),
+    _m.first_customer <= bindparam("high"),
 )
-_UNSETTLED_JOB = select(j.job_id).where(j.job_id == m.job_id, j.settled.is_(False)).exists()
+_UNSETTLED_JOB = select(_j.job_id).where(_j.job_id == _m.job_id, _j.settled.is_(False)).exists()
 _OVER_UNSETTLED = _OVER.where(_UNSETTLED_JOB)
 # From the unsettled jobs (few, by the index on ``settled``) to their documents.
 _UNSETTLED = (
-    select(m.run_key, m.members).join(bulk_jobs, j.job_id == m.job_id).where(j.settled.is_(False))
+    select(_m.run_key, _m.members)
+    .join(bulk_jobs, _j.job_id == _m.job_id)
+    .where(_j.settled.is_(False))
 )
-h = customer_holds.c
-_JOB_RANGES_OVER = select(h.holder).where(
-    h.through.is_not(None),
-    h.through >= bindparam("low"),
-    h.customer_id <= bindparam("high"),
-    h.reason == JOB,
+_JOB_RANGES_OVER = select(_h.holder).where(
+    _h.through.is_not(None),
+    _h.through >= bindparam("low"),
+    _h.customer_id <= bindparam("high"),
+    _h.reason == JOB,
 )
 _LAST_OF_RUN = (
-    select(m.last_customer)
-    .where(m.run_key == bindparam("run_key"))
-    .order_by(m.last_customer.desc())
+    select(_m.last_customer)
+    .where(_m.run_key == bindparam("run_key"))
+    .order_by(_m.last_customer.desc())
     .limit(1)
 )
-del m, j, h

@@ -266,7 +266,7 @@ class JobRepository:
                 conn.execute(_END_JOB_HOLDS, {"holder": job_holder(job_id)})
             else:
                 # The range hold of a job that keeps its members as one document.
-                job_members.end_hold_in(conn, job_id, job_holder(job_id))
+                job_members.end_hold_in(conn, job_id)
         return True
 
     def items(self, job_id: str) -> list[JobItem]:
@@ -290,11 +290,7 @@ class JobRepository:
     def carried(self, source_kind: str, refs: Sequence[str]) -> set[str]:
         """Which of ``refs`` any recorded job carries, settled or not (a backfill member
         is carried once: its job's settlement decides what follows for it)."""
-        t = bulk_job_items.c
-        found = self._in_documents(source_kind, refs, unsettled=False)
-        if self._rows_of(source_kind):
-            found |= self._items_among(t.source_ref, refs, t.source_kind == source_kind)
-        return found
+        return self._carried(source_kind, refs, unsettled=False)
 
     def last_member_carried(self, run_key: str) -> int:
         """The highest customer id any recorded job carries as a member of the backfill
@@ -314,13 +310,7 @@ class JobRepository:
         A settled job no longer counts: its records were accepted, parked, or handed back
         for another attempt, and their own state says what happens next.
         """
-        t = bulk_job_items.c
-        found = self._in_documents(source_kind, refs, unsettled=True)
-        if self._rows_of(source_kind):
-            found |= self._items_among(
-                t.source_ref, refs, t.source_kind == source_kind, unsettled=True
-            )
-        return found
+        return self._carried(source_kind, refs, unsettled=True)
 
     def customers_in_flight(self, customer_ids: Sequence[int]) -> set[int]:
         """Which of ``customer_ids`` a job not settled yet carries."""
@@ -332,17 +322,23 @@ class JobRepository:
             found |= job_members.customers_in(conn, customer_ids)
         return found.intersection(customer_ids)
 
-    def _in_documents(self, source_kind: str, refs: Sequence[str], *, unsettled: bool) -> set[str]:
-        if source_kind != job_members.MEMBER_KIND or not refs:
-            return set()
+    def _carried(self, source_kind: str, refs: Sequence[str], *, unsettled: bool) -> set[str]:
+        """Which of ``refs`` a job's document or items rows carry (jobs not settled yet
+        only, with ``unsettled``). Backfill members are kept as documents: the items rows
+        are probed only when some are of ``source_kind`` (from before documents, or from
+        odd refs)."""
+        found: set[str] = set()
+        if not refs:
+            return found
         with self._engine.connect() as conn:
-            return job_members.carried_in(conn, refs, unsettled=unsettled)
-
-    def _rows_of(self, source_kind: str) -> bool:
-        """Whether any items row is of ``source_kind`` (a backfill's members are kept as
-        documents: rows of theirs come from before documents, or from odd refs)."""
-        with self._engine.connect() as conn:
-            return conn.execute(_ROWS_OF_KIND, {"source_kind": source_kind}).first() is not None
+            if source_kind == job_members.MEMBER_KIND:
+                found = job_members.carried_in(conn, refs, unsettled=unsettled)
+            rows = conn.execute(_ROWS_OF_KIND, {"source_kind": source_kind}).first()
+        if rows is not None:
+            t = bulk_job_items.c
+            where = t.source_kind == source_kind
+            found |= self._items_among(t.source_ref, refs, where, unsettled=unsettled)
+        return found
 
     def _items_among(
         self,

@@ -32,6 +32,7 @@ from sqlalchemy import Engine
 from attentive_sync.engine.delivery.retry import RETRIES_EXHAUSTED, RetryPolicy
 from attentive_sync.engine.runtime import Runtime
 from attentive_sync.sources.loyalty import is_member, members_among
+from attentive_sync.store.job_members import member_ref
 from attentive_sync.store.jobs import JobItem
 from attentive_sync.store.queue import Queue
 from attentive_sync.store.records import NewDelta
@@ -154,7 +155,7 @@ class BackfillMember:
     @staticmethod
     def ref(run_key: str, audience: str | Sequence[str], customer_id: int) -> str:
         listed = audience if isinstance(audience, str) else ",".join(audience)
-        return f"{run_key}|{listed}|{customer_id}"
+        return member_ref(run_key, listed, customer_id)
 
     @staticmethod
     def refs(
