@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
 
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import select, text
 from starlette.testclient import TestClient
 
-from attentive_sync.intake import SIGNATURE_HEADER, create_intake_app, sign
+from attentive_sync.intake import SIGNATURE_HEADER, create_intake_app, sign, signing
 from attentive_sync.intake.payloads import MAX_DELTAS_PER_REQUEST
 from attentive_sync.store import Store
 from attentive_sync.store.tables import audience_deltas, loyalty_events
@@ -88,14 +89,34 @@ def test_a_second_signature_for_key_rotation_is_accepted(client: TestClient) -> 
     assert client.post("/events", content=body, headers=headers).status_code == 202
 
 
+_SERVER_NOW = 1_780_000_000
+
+
+@pytest.fixture
+def frozen_server_clock(monkeypatch: pytest.MonkeyPatch) -> int:
+    """The server reads its clock at a fixed second, so a test at the window's edge does not
+    depend on how long the request takes on a slow machine."""
+    monkeypatch.setattr(signing, "time", SimpleNamespace(time=lambda: float(_SERVER_NOW)))
+    return _SERVER_NOW
+
+
 @pytest.mark.parametrize("age", [-301, 301, 3600])
 def test_a_request_signed_outside_the_window_is_401_so_it_cannot_be_replayed(
-    client: TestClient, store: Store, age: int
+    client: TestClient, store: Store, age: int, frozen_server_clock: int
 ) -> None:
-    response = client.post("/events", **signed(envelope(), timestamp=int(time.time()) - age))
+    response = client.post("/events", **signed(envelope(), timestamp=frozen_server_clock - age))
     assert response.status_code == 401
     assert "webhook-timestamp" in response.json()["error"]
     assert stored_events(store) == 0
+
+
+@pytest.mark.parametrize("age", [-300, 300])
+def test_a_request_signed_at_the_windows_edge_is_accepted(
+    client: TestClient, store: Store, age: int, frozen_server_clock: int
+) -> None:
+    response = client.post("/events", **signed(envelope(), timestamp=frozen_server_clock - age))
+    assert response.status_code == 202
+    assert stored_events(store) == 1
 
 
 def test_a_body_changed_after_signing_is_401(client: TestClient, store: Store) -> None:
