@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from typer.testing import CliRunner
 
@@ -24,6 +28,20 @@ def test_unknown_flow(env):
     result = invoke("nope", env=env)
     assert result.exit_code == 1 and "unknown flow 'nope'" in result.output
     assert "Traceback" not in result.output
+    assert "choose from: audience-backfill, audience-incremental, loyalty-events" in result.output
+
+
+def test_an_unknown_flow_is_answered_without_loading_prefect(env):
+    """A misspelt name is answered from prefect.yaml, before Prefect's import (seconds)."""
+    probe = (
+        "import sys; from typer.testing import CliRunner; from attentive_sync.cli import app;"
+        "r = CliRunner().invoke(app, ['run', 'nope']);"
+        "print(r.exit_code, 'prefect' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=os.environ | env
+    )
+    assert out.stdout.split() == ["1", "False"], out.stdout + out.stderr
 
 
 def test_uninitialised_store(env):

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from support.program import CONFIG
 
 from attentive_sync.attentive import AuthenticationError, ServerError
+from attentive_sync.cli.run_cmds import deployment_names
 from attentive_sync.engine import runtime as runtime_module
 from attentive_sync.engine.audience import export as export_module
 from attentive_sync.engine.delivery import collaborators as collaborators_module
@@ -51,6 +52,8 @@ def test_bulk_send_has_retries_and_a_plain_function_condition():
 def test_prefect_yaml_declares_every_flow_with_schedules_and_limits():
     specs = deployment_specs()
     assert set(specs) == set(FLOWS)
+    # The CLI answers a misspelt flow name from prefect.yaml, before Prefect is imported.
+    assert deployment_names() == list(specs)
     deployments = {d.name: d for d in runner_deployments()}
     for name in ("audience-incremental", "loyalty-events"):
         assert deployments[name].concurrency_limit == 1

@@ -10,10 +10,12 @@ from __future__ import annotations
 import importlib
 import json
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import typer
+import yaml
 from rich.table import Table
 
 from attentive_sync.cli._common import console, err_console, fail
@@ -57,6 +59,13 @@ def _load_json(path: Path) -> Any:
         fail(f"{path} is not valid JSON: {exc}", code=2)
 
 
+def deployment_names() -> list[str]:
+    """The deployments ``prefect.yaml`` declares, read without loading Prefect: a misspelt
+    flow name is answered at once, not after Prefect's import."""
+    document = resources.files("attentive_sync.deployments").joinpath("prefect.yaml").read_text()
+    return [spec["name"] for spec in yaml.safe_load(document).get("deployments", [])]
+
+
 def run(
     flow_name: str = typer.Argument(..., help="Deployment name, e.g. audience-incremental."),
     param: list[str] = typer.Option([], "--param", "-p", help="key=value (JSON) or key=@file."),
@@ -64,6 +73,8 @@ def run(
 ) -> None:
     """Run a flow once, now, in this process (results and artifacts go to Prefect)."""
     params = parse_params(param, params_file)
+    if flow_name not in (names := deployment_names()):
+        fail(f"unknown flow {flow_name!r}; choose from: {', '.join(names)}")
     registry = importlib.import_module("attentive_sync.flows.registry")
     try:
         prepared = registry.prepare(flow_name, params)
