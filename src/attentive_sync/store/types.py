@@ -6,6 +6,7 @@ every comparison in the store reads the same on both back ends.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -62,3 +63,41 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
+
+    # SQLite: the text is written and read in one step, with the same result as the two
+    # steps above (SQLAlchemy's text conversion, then the zone). A lease reads four times
+    # per row and a settlement writes one per accepted value: ``datetime.replace`` alone
+    # cost more than parsing the text.
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        generic = super().bind_processor(dialect)
+        if dialect.name != "sqlite" or generic is None:
+            return generic
+        slow = generic
+
+        def process(value: Any) -> Any:
+            if type(value) is datetime and value.tzinfo is timezone.utc:
+                return value.isoformat(" ", "microseconds")[:_SQLITE_TEXT]
+            return slow(value)
+
+        return process
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], Any] | None:
+        generic = super().result_processor(dialect, coltype)
+        if dialect.name != "sqlite" or generic is None:
+            return generic
+        slow = generic
+
+        def process(value: Any) -> Any:
+            if value is None:
+                return None
+            # The store's own text: "YYYY-MM-DD HH:MM:SS.ffffff", naive UTC.
+            if type(value) is str and len(value) == _SQLITE_TEXT and value[10] == " ":
+                return datetime.fromisoformat(value + "+00:00")
+            return slow(value)
+
+        return process
+
+
+# How SQLite holds a UtcDateTime: "2026-12-03 18:53:30.123456".
+_SQLITE_TEXT = 26
