@@ -84,8 +84,9 @@ def test_a_job_whose_rows_all_went_inflight_takes_no_hold(store: Store) -> None:
 
 
 def test_jobs_of_other_kinds_still_hold_back_a_delta_lease(store: Store) -> None:
-    """A backfill batch or a profile write in flight carries no delta row: the lease reads
-    those jobs' items."""
+    """A backfill batch or a profile write in flight carries no delta row: the lease finds
+    the backfill job through its range hold, and the profile write through its row, in
+    flight in the writes queue (that job keeps its items as one document)."""
     store.jobs.record_job(
         "job-b", "audience_backfill", [JobItem(1, "backfill", "initial|vip|1", {"vip": True})]
     )
@@ -97,7 +98,7 @@ def test_jobs_of_other_kinds_still_hold_back_a_delta_lease(store: Store) -> None
 
     assert customers(store.deltas.lease(10, 60, "x", now=at(3))) == [(3, "enter")]
     store.jobs.mark_settled("job-b", 1, 0, now=at(4))
-    store.jobs.mark_settled("job-p", 1, 0, now=at(4))
+    store.jobs.mark_settled("job-p", 1, 0, now=at(4), done=[profile])
     leased = store.deltas.lease(10, 60, "x", now=at(5))
     assert customers(leased) == [(1, "enter"), (2, "enter")]
 

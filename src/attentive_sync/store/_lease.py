@@ -20,6 +20,8 @@ from sqlalchemy.engine import Connection
 
 from attentive_sync.store import _sql
 from attentive_sync.store.tables import (
+    HELD_STATES,
+    JOB_QUEUES,
     TAKEABLE_STATES,
     UNFINISHED_STATES,
     bulk_job_items,
@@ -35,7 +37,8 @@ def held_back(t: Table, now: datetime, job_kinds: Sequence[str] | None) -> Colum
     hold names them (a write of another kind, a backfill page being sent, a submission
     whose fate is unknown, a job whose rows cannot hold their customers back:
     ``holds.JOB_HOLD``, a backfill job that keeps its members as one document:
-    ``job_members``), on its own or in a range.
+    ``job_members``), on its own or in a range, or when a row of another queue is
+    ``inflight`` in a job (which keeps its items as one document: ``job_documents``).
 
     The customer's own rows are probed per candidate (a few rows of the partial index on
     unfinished rows), so a lease costs the same however many rows the run has in flight;
@@ -65,6 +68,19 @@ def held_back(t: Table, now: datetime, job_kinds: Sequence[str] | None) -> Colum
     )
     if job_kinds:
         in_jobs = in_jobs.where(bulk_jobs.c.kind.not_in(_sql.literal_in("own_jobs", job_kinds)))
+    # A job of another queue keeps its items as one document (``job_documents``): the rows
+    # it carries are ``inflight`` in that queue, probed per candidate (held rows by customer).
+    in_other_queues = [
+        select(other.c.seq)
+        .where(
+            other.c.customer_id == t.c.customer_id,
+            other.c.state.in_(_sql.literal_in("held", HELD_STATES)),
+            other.c.state == "inflight",
+        )
+        .exists()
+        for other in JOB_QUEUES
+        if other is not t
+    ]
     h = customer_holds.c
     on_hold = select(h.customer_id).where(h.until > now)
     # A range hold (a backfill page being sent, an unsettled backfill job) names customers
@@ -79,7 +95,7 @@ def held_back(t: Table, now: datetime, job_kinds: Sequence[str] | None) -> Colum
         )
         .exists()
     )
-    return or_(busy, t.c.customer_id.in_(union_all(in_jobs, on_hold)), in_range)
+    return or_(busy, t.c.customer_id.in_(union_all(in_jobs, on_hold)), in_range, *in_other_queues)
 
 
 def takeable_rows(

@@ -3,11 +3,13 @@
 A job is recorded the moment Attentive returns its id, before any waiting, together with
 its items and the inflight marking of the queue rows it carries, in one transaction: a
 crash after that point resumes polling the job instead of losing or re-sending it. A
-backfill job's items are one document (``job_members``), every other job's a row each.
+backfill job's items are one document (``job_members``), so are a queue job's
+(``job_documents``); any other job's are a row each.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,14 +32,16 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from attentive_sync.store import _sql, job_members
+from attentive_sync.store import _sql, job_documents, job_members
 from attentive_sync.store.accepted import AcceptedAttribute, forget_in, record_in
 from attentive_sync.store.db import json_text, json_value
 from attentive_sync.store.errors import InvalidRecordError, JobAlreadyRecordedError, UnknownJobError
 from attentive_sync.store.holds import JOB, JOB_HOLD, hold_in, hold_range_in, job_holder
 from attentive_sync.store.queue import ack_in, set_inflight
 from attentive_sync.store.tables import (
+    HELD_STATES,
     JOB_KINDS,
+    JOB_QUEUES,
     SOURCE_KINDS,
     bulk_job_items,
     bulk_jobs,
@@ -125,8 +129,13 @@ class JobRepository:
             except IntegrityError as exc:
                 # The only key of the row is the job id (the values are checked above).
                 raise JobAlreadyRecordedError(f"bulk job {job_id} was already recorded") from exc
-            members = job_members.document_of(items)
-            if members is None:
+            queue_kind = self._carried_by_rows.get(kind)
+            records = job_documents.document_of(items, queue_kind) if queue_kind else None
+            members = None if records is not None else job_members.document_of(items)
+            if records is not None:
+                # One row for the whole job: its queue rows say whom it carries.
+                job_documents.record_in(conn, job_id, records)
+            elif members is None:
                 _insert_items(conn, job_id, items)
             else:
                 # One row for the whole job, and one range hold on its customers until it
@@ -272,6 +281,9 @@ class JobRepository:
     def items(self, job_id: str) -> list[JobItem]:
         """The job's records in request order (Attentive reports results by that index)."""
         with self._engine.connect() as conn:
+            records = job_documents.of_job(conn, job_id)
+            if records is not None:
+                return [JobItem(*record) for record in records]
             members = job_members.of_job(conn, job_id)
             if members is not None:
                 kind = job_members.MEMBER_KIND
@@ -313,20 +325,26 @@ class JobRepository:
         return self._carried(source_kind, refs, unsettled=True)
 
     def customers_in_flight(self, customer_ids: Sequence[int]) -> set[int]:
-        """Which of ``customer_ids`` a job not settled yet carries."""
+        """Which of ``customer_ids`` a job not settled yet carries: through its items rows,
+        its members' document (``job_members``), or the queue rows it carries ``inflight``
+        (``job_documents``; a job that could not move all of them holds its customers)."""
         if not customer_ids:
             return set()
         column = bulk_job_items.c.customer_id
         found = self._items_among(column, customer_ids, unsettled=True, ids=True)
         with self._engine.connect() as conn:
             found |= job_members.customers_in(conn, customer_ids)
+            for table in JOB_QUEUES:
+                for among in _sql.ids_among(conn, table.c.customer_id, customer_ids):
+                    found.update(conn.execute(_inflight_customers(table).where(among)).scalars())
         return found.intersection(customer_ids)
 
     def _carried(self, source_kind: str, refs: Sequence[str], *, unsettled: bool) -> set[str]:
         """Which of ``refs`` a job's document or items rows carry (jobs not settled yet
         only, with ``unsettled``). Backfill members are kept as documents: the items rows
         are probed only when some are of ``source_kind`` (from before documents, or from
-        odd refs)."""
+        odd refs). Queue rows are never asked about: their own state says whether a job
+        carries them (``Queued.sendable``), and their jobs' documents are not looked in."""
         found: set[str] = set()
         if not refs:
             return found
@@ -477,6 +495,15 @@ _ITEMS_OF_JOB = (
     .where(bulk_job_items.c.job_id == bindparam("job_id"))
     .order_by(bulk_job_items.c.idx)
 )
+
+
+@functools.cache
+def _inflight_customers(t: Table) -> Any:
+    """The customers of ``t``'s rows a job carries (``inflight``), through the partial
+    index of held rows by customer (a few rows: leased or inflight)."""
+    return select(t.c.customer_id).where(
+        t.c.state.in_(_sql.literal_in("held", HELD_STATES)), t.c.state == "inflight"
+    )
 
 
 def _all_attributes(texts: Sequence[str]) -> list[Mapping[str, Any]]:

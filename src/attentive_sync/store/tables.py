@@ -202,6 +202,20 @@ backfill_job_members = Table(
     Index("ix_backfill_job_members_run", "run_key", "last_customer", "first_customer"),
 )
 
+# A queue job's items, as one document (``jobs.record_job``): the job's queue rows say whom
+# it carries while it is unsettled (``inflight`` under its id), so nothing looks its items
+# up by customer or ref.
+bulk_job_documents = Table(
+    "bulk_job_documents",
+    metadata,
+    Column("job_id", String(200), primary_key=True),
+    Column("records", Text, nullable=False),
+)
+
+# The queues whose rows bulk jobs carry: a row ``inflight`` there is carried by a job not
+# settled yet, so its customer's other writes wait for that job.
+JOB_QUEUES: tuple[Table, ...] = (audience_deltas, attribute_writes)
+
 quarantine = Table(
     "quarantine",
     metadata,
