@@ -222,42 +222,27 @@ def test_a_jobs_items_read_back_as_the_column_type_reads_them(store: Store, attr
         assert read == items
 
 
+# A job that keeps its items as one document: its kind, and the item of customer ``n``.
+DOCUMENT_JOBS = {
+    "queue rows": ("audience_incremental", lambda n: ("delta", str(1000 + n))),
+    "backfill members": ("audience_backfill", lambda n: ("backfill", f"run|vip,gold|{100 + n}")),
+}
+
+
+@pytest.mark.parametrize("job", DOCUMENT_JOBS.values(), ids=DOCUMENT_JOBS.keys())
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(attributes=st.lists(st.dictionaries(_text, _json, max_size=3), min_size=1, max_size=40))
-def test_a_queue_jobs_records_read_back_exactly(store: Store, attributes) -> None:
-    """A job of queue rows keeps its records as one JSON document: they read back as
-    recorded, in order, on both stores (long integers, floats and empty attributes
-    included), and no items row is written."""
+def test_a_documents_items_read_back_exactly(store: Store, job, attributes) -> None:
+    """A backfill job keeps its members, and a job of queue rows its records, as one JSON
+    document: they read back as recorded, in order, on both stores (long integers, floats
+    and empty attributes included), and no items row is written."""
+    kind, source = job
     job_id = f"job-{len(store.jobs.list_unsettled())}"
     shared = {"vip": True}
-    items = [
-        JobItem(100 + n, "delta", str(1000 + n), a if n % 2 else shared)
-        for n, a in enumerate(attributes)
-    ]
-    store.jobs.record_job(job_id, "audience_incremental", items)
-    assert store.jobs.items(job_id) == items
-    t = bulk_job_items.c
-    with store.engine.connect() as conn:
-        assert conn.scalar(select(func.count()).where(t.job_id == job_id)) == 0
-
-
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(attributes=st.lists(st.dictionaries(_text, _json, max_size=3), min_size=1, max_size=40))
-def test_a_backfill_jobs_members_read_back_exactly(store: Store, attributes) -> None:
-    """A backfill job keeps its members as one JSON document: they read back as recorded,
-    in order, on both stores (long integers, floats and empty attributes included), and no
-    items row is written."""
-    job_id = f"job-{len(store.jobs.list_unsettled())}"
-    shared = {"vip": True}
-    items = [
-        JobItem(100 + n, "backfill", f"run|vip,gold|{100 + n}", a if n % 2 else shared)
-        for n, a in enumerate(attributes)
-    ]
-    store.jobs.record_job(job_id, "audience_backfill", items)
+    items = [JobItem(100 + n, *source(n), a if n % 2 else shared) for n, a in enumerate(attributes)]
+    store.jobs.record_job(job_id, kind, items)
     assert store.jobs.items(job_id) == items
     t = bulk_job_items.c
     with store.engine.connect() as conn:

@@ -17,27 +17,17 @@ it holds its customers itself (``holds.JOB``) until it settles.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.engine import Connection
 
 from attentive_sync.store.db import json_text, json_value
+from attentive_sync.store.job_members import ItemLike
 from attentive_sync.store.tables import bulk_job_documents
 
 
-class _Item(Protocol):
-    @property
-    def customer_id(self) -> int: ...
-    @property
-    def source_kind(self) -> str: ...
-    @property
-    def source_ref(self) -> str: ...
-    @property
-    def attributes(self) -> Mapping[str, Any]: ...
-
-
-def document_of(items: Sequence[_Item], queue_kind: str) -> str | None:
+def document_of(items: Sequence[ItemLike], queue_kind: str) -> str | None:
     """The items as one document, when every one is a row of the ``queue_kind`` queue whose
     ref is its seq written plainly (so it reads back to itself); None otherwise."""
     if not items:

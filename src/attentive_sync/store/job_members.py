@@ -33,7 +33,9 @@ MEMBER_KIND = "backfill"
 _HOLDER = job_holder("")
 
 
-class _Item(Protocol):
+class ItemLike(Protocol):
+    """What a document is made from: a ``JobItem`` (``jobs`` imports this module)."""
+
     @property
     def customer_id(self) -> int: ...
     @property
@@ -72,7 +74,7 @@ def split_ref(ref: str) -> tuple[str, str, int] | None:
     return run_key, listed, cid
 
 
-def document_of(items: Sequence[_Item]) -> Members | None:
+def document_of(items: Sequence[ItemLike]) -> Members | None:
     """The items as one document, when every one is a member of one backfill run whose
     ref reads back to it; None otherwise (they are recorded as rows)."""
     parts = split_ref(items[0].source_ref) if items else None
