@@ -27,6 +27,8 @@ import psutil
 HOST = "127.0.0.1"
 DEFAULT_PORT = int(os.environ.get("PREFECT_SERVER_API_PORT", "4200"))
 STARTUP_SECONDS = 90
+# How long the runner may take to stop on a Ctrl-C before it is interrupted once more.
+STOP_GRACE_SECONDS = 10.0
 
 
 @contextmanager
@@ -96,17 +98,26 @@ def one_ctrl_c() -> Iterator[None]:
         yield
         return
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    served = threading.Event()
 
     def take_ctrl_c() -> None:
         while True:
             signal.sigwait({signal.SIGINT})
             _stop_flow_runs(wait=0)
             _thread.interrupt_main()
+            # The first interrupt cancels the runner's task; one that lands while the
+            # runner is starting a flow run can be lost, and the runner serves on. Still
+            # serving after the grace, a second one stops its event loop (as a second
+            # Ctrl-C would): one Ctrl-C always stops everything.
+            if not served.wait(STOP_GRACE_SECONDS):
+                _stop_flow_runs(wait=0)
+                _thread.interrupt_main()
 
     threading.Thread(target=take_ctrl_c, name="ctrl-c", daemon=True).start()
     try:
         yield
     finally:
+        served.set()
         # Runs the runner started while it was stopping end too, before the server does.
         _stop_flow_runs(wait=10)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
