@@ -71,13 +71,7 @@ def held_back(t: Table, now: datetime, job_kinds: Sequence[str] | None) -> Colum
     # A job of another queue keeps its items as one document (``job_documents``): the rows
     # it carries are ``inflight`` in that queue, probed per candidate (held rows by customer).
     in_other_queues = [
-        select(other.c.seq)
-        .where(
-            other.c.customer_id == t.c.customer_id,
-            other.c.state.in_(_sql.literal_in("held", HELD_STATES)),
-            other.c.state == "inflight",
-        )
-        .exists()
+        select(other.c.seq).where(other.c.customer_id == t.c.customer_id, *in_a_job(other)).exists()
         for other in JOB_QUEUES
         if other is not t
     ]
@@ -96,6 +90,12 @@ def held_back(t: Table, now: datetime, job_kinds: Sequence[str] | None) -> Colum
         .exists()
     )
     return or_(busy, t.c.customer_id.in_(union_all(in_jobs, on_hold)), in_range, *in_other_queues)
+
+
+def in_a_job(t: Table) -> tuple[ColumnElement[bool], ...]:
+    """``t``'s rows a job carries (``inflight``), matched through the partial index of held
+    rows (leased or inflight: a few per customer)."""
+    return (t.c.state.in_(_sql.literal_in("held", HELD_STATES)), t.c.state == "inflight")
 
 
 def takeable_rows(

@@ -33,13 +33,13 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from attentive_sync.store import _sql, job_documents, job_members
+from attentive_sync.store._lease import in_a_job
 from attentive_sync.store.accepted import AcceptedAttribute, forget_in, record_in
 from attentive_sync.store.db import json_text, json_value
 from attentive_sync.store.errors import InvalidRecordError, JobAlreadyRecordedError, UnknownJobError
 from attentive_sync.store.holds import JOB, JOB_HOLD, hold_in, hold_range_in, job_holder
 from attentive_sync.store.queue import ack_in, set_inflight
 from attentive_sync.store.tables import (
-    HELD_STATES,
     JOB_KINDS,
     JOB_QUEUES,
     SOURCE_KINDS,
@@ -499,11 +499,8 @@ _ITEMS_OF_JOB = (
 
 @functools.cache
 def _inflight_customers(t: Table) -> Any:
-    """The customers of ``t``'s rows a job carries (``inflight``), through the partial
-    index of held rows by customer (a few rows: leased or inflight)."""
-    return select(t.c.customer_id).where(
-        t.c.state.in_(_sql.literal_in("held", HELD_STATES)), t.c.state == "inflight"
-    )
+    """The customers of ``t``'s rows a job carries."""
+    return select(t.c.customer_id).where(*in_a_job(t))
 
 
 def _all_attributes(texts: Sequence[str]) -> list[Mapping[str, Any]]:
